@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from workbench.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL = ROOT.parent / "shared" / "data" / "real"
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    s = Store(tmp_path / "wb.duckdb")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def real_dir() -> Path:
+    if not REAL.is_dir():
+        pytest.skip(f"real trace files not found at {REAL} (they live in ../shared/data/real next to a clone)")
+    return REAL

@@ -1,0 +1,136 @@
+"""The `workbench` command: parses options and calls the library, nothing more."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from workbench.store import StoreError, default_db_path, open_store
+
+DB_OPTION = click.option(
+    "--db",
+    "db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="DuckDB file (default: $WORKBENCH_DB or data/workbench.duckdb).",
+)
+
+
+def _db(db: Path | None) -> Path:
+    return db or default_db_path()
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group()
+@click.version_option(package_name="agent-review-workbench")
+def main() -> None:
+    """Review AI agent runs: load trace exports into DuckDB, replay, label, cluster, score, export."""
+
+
+@main.command()
+@DB_OPTION
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--format", "fmt", default=None, help="Force a loader instead of sniffing (e.g. otlp).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def ingest(db: Path | None, paths: tuple[str, ...], fmt: str | None, quiet: bool) -> None:
+    """Load trace files, folders (recursively) or globs into the database."""
+    from workbench.ingest import ingest_paths
+
+    try:
+        with open_store(_db(db)) as store:
+            summary = ingest_paths(store, list(paths), fmt=fmt, progress=None if quiet else _progress_echo)
+    except StoreError as exc:
+        _fail(str(exc))
+    click.echo(summary.render())
+    if summary.n_failed:
+        sys.exit(1)
+
+
+def _progress_echo(done: int, total: int, label: str) -> None:
+    click.echo(f"[{done}/{total}] {label}", err=True)
+
+
+@main.command()
+@DB_OPTION
+@click.option("--seed", default=7, show_default=True, help="Random seed: same seed, same database.")
+@click.option("--runs", "n_runs", default=2400, show_default=True, help="Number of runs to generate.")
+@click.option("--no-serve", is_flag=True, help="Build the demo database and exit.")
+@click.option("--port", default=8501, show_default=True)
+def demo(db: Path | None, seed: int, n_runs: int, no_serve: bool, port: int) -> None:
+    """Build the demo fleet database (generated OTLP files, ingested through the loader) and serve it."""
+    from workbench.demo_build import build_demo
+
+    path = _db(db)
+    try:
+        result = build_demo(path, seed=seed, n_runs=n_runs, progress=_progress_echo)
+    except StoreError as exc:
+        _fail(str(exc))
+    click.echo(result)
+    if not no_serve:
+        _serve(path, "127.0.0.1", port)
+
+
+@main.command()
+@DB_OPTION
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; keep it local.")
+@click.option("--port", default=8501, show_default=True)
+def serve(db: Path | None, host: str, port: int) -> None:
+    """Start the Streamlit app on the database."""
+    _serve(_db(db), host, port)
+
+
+def app_script() -> Path:
+    """app.py: packaged inside the wheel, or at the root of a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_app" / "app.py", here.parent / "app.py"):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError("app.py not found next to the workbench package")
+
+
+def _serve(db: Path, host: str, port: int) -> None:
+    script = app_script()
+    env = dict(os.environ, WORKBENCH_DB=str(db.resolve()))
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", str(script),
+        "--server.address", host,
+        "--server.port", str(port),
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",
+    ]
+    click.echo(f"Serving {db} at http://{host}:{port}  (Ctrl+C to stop)")
+    # streamlit reads .streamlit/config.toml from the working directory: run from the app's folder
+    try:
+        code = subprocess.call(cmd, env=env, cwd=script.parent)
+    except KeyboardInterrupt:
+        code = 0
+    sys.exit(code)
+
+
+@main.command()
+@DB_OPTION
+def info(db: Path | None) -> None:
+    """What the database holds: schema version, imports, runs and steps by format."""
+    from workbench.store.info import store_info
+
+    path = _db(db)
+    if not path.exists():
+        _fail(f"{path} does not exist yet; run `workbench demo --no-serve` or `workbench ingest PATH`.")
+    try:
+        with open_store(path, read_only=True) as store:
+            click.echo(store_info(store))
+    except StoreError as exc:
+        _fail(str(exc))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""OTLP/JSON traces with GenAI (current and deprecated) attributes: `runs.format = 'otlp'`.
+
+Reads the Collector file exporter's JSON Lines (one `ExportTraceServiceRequest` per line) and single JSON
+documents. The mapping runs in DuckDB (`otlp_sql.py`); this module drives it and reports what it could not
+read. Log/event exports (`resourceLogs`) carry no spans: their records are reported as rejects with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+
+from workbench import pricing
+from workbench.loaders import StageContext
+from workbench.loaders.otlp_sql import MACROS, RESOURCE_SPANS_TYPE, RUN_FACTS, TEXT_MACROS, spans_query
+from workbench.models import Reject
+
+_EXCERPT = 500
+
+
+class OtlpLoader:
+    """OpenTelemetry OTLP/JSON trace exports (`.json`, `.jsonl`)."""
+
+    name = "otlp"
+
+    def sniff(self, path: Path, head: bytes) -> bool:
+        if path.suffix.lower() not in {".json", ".jsonl", ".ndjson", ".otlp"}:
+            return False
+        return b'"resourceSpans"' in head or b'"resourceLogs"' in head
+
+    # -- staging ---------------------------------------------------------------------------------------
+    def stage(self, cur: duckdb.DuckDBPyConnection, path: Path, ctx: StageContext) -> list[Reject]:
+        cur.execute(MACROS)
+        cur.execute(TEXT_MACROS)
+        json_format = "newline_delimited" if _is_json_lines(path) else "auto"
+        cur.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _otlp_spans AS
+            {spans_query(_source(json_format))}""",
+            {"path": str(path), "max_bytes": ctx.max_record_bytes},
+        )
+        rejects = self._rejects(cur, path, json_format, ctx)
+        cur.execute("DELETE FROM _otlp_spans WHERE trace_id IS NULL")
+        _install_prices(cur)
+        cur.execute(
+            """
+            INSERT INTO _stage_steps (run_id, step_id, parent_step_id, kind, name, started_at, ended_at,
+                duration_ms, status, error, model, provider, messages, tool_name, tool_args, tool_result,
+                input_tokens, output_tokens, cache_tokens, reasoning_tokens, cost_usd, cost_estimated, attributes)
+            SELECT s.run_id, s.step_id, s.parent_step_id, s.kind, s.name, s.started_at, s.ended_at,
+                s.duration_ms, s.status, s.error, s.model, s.provider,
+                CASE WHEN len(s.msgs) > 0 THEN to_json(s.msgs) END,
+                s.tool_name, s.tool_args, s.tool_result,
+                s.input_tokens, s.output_tokens, s.cache_tokens, s.reasoning_tokens,
+                CASE WHEN s.reported_cost > 0 THEN s.reported_cost
+                     WHEN p.model IS NOT NULL AND (s.input_tokens IS NOT NULL OR s.output_tokens IS NOT NULL)
+                     THEN (greatest(coalesce(s.input_tokens, 0) - coalesce(s.cache_tokens, 0), 0) * p.input
+                           + coalesce(s.cache_tokens, 0) * p.cache + coalesce(s.output_tokens, 0) * p.output) / 1e6
+                END,
+                CASE WHEN s.reported_cost > 0 THEN false
+                     WHEN p.model IS NOT NULL AND (s.input_tokens IS NOT NULL OR s.output_tokens IS NOT NULL)
+                     THEN true END,
+                s.attributes
+            FROM _otlp_spans s LEFT JOIN _prices p ON p.model = s.model
+            """
+        )
+        cur.execute(
+            "INSERT INTO _stage_runs (run_id, format, native_id) "
+            "SELECT DISTINCT run_id, 'otlp', trace_id FROM _otlp_spans"
+        )
+        # resource facts for runs whose root span is not in this file (it may come later, or never)
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _otlp_resources AS SELECT run_id, any_value(res_service) AS service, "
+            "any_value(res_version) AS version, any_value(res_env) AS env FROM _otlp_spans GROUP BY run_id"
+        )
+        cur.execute("DROP TABLE _otlp_spans")
+        return rejects
+
+    def derive_run_facts(self, cur: duckdb.DuckDBPyConnection) -> None:
+        """After steps are merged: agent, version, outcome, input/output from each run's root span."""
+        cur.execute(RUN_FACTS)
+        cur.execute("DROP TABLE IF EXISTS _otlp_resources")
+
+    # -- rejects ---------------------------------------------------------------------------------------
+    def _rejects(self, cur, path: Path, json_format: str, ctx: StageContext) -> list[Reject]:
+        n_bad, n_logs = cur.execute(
+            "SELECT count(*) FILTER (bad AND NOT has_logs), count(*) FILTER (has_logs) FROM _otlp_spans "
+            "WHERE trace_id IS NULL"
+        ).fetchone()
+        rejects: list[Reject] = []
+        if n_logs:
+            rejects.append(Reject(
+                location="file",
+                reason=f"{n_logs} record(s) hold OTLP logs/events (resourceLogs), not spans; "
+                       "log records are not runs and were not loaded",
+            ))
+        if n_bad:
+            if json_format == "newline_delimited":
+                rejects.extend(_locate_bad_lines(path, n_bad, ctx))
+            else:
+                rejects.append(Reject(location="file", reason=_document_error(path),
+                                      excerpt=_read_excerpt(path)))
+        return rejects
+
+
+def _source(json_format: str) -> str:
+    # read_json_objects + a cast parses faster than read_json with a nested `columns` type, and a bad line
+    # becomes a NULL row we can count instead of an error that aborts the file.
+    return f"""(
+        SELECT doc.resourceSpans AS resourceSpans,
+               doc IS NULL OR (doc.resourceSpans IS NULL AND doc.resourceLogs IS NULL) AS bad,
+               doc.resourceLogs IS NOT NULL AS has_logs
+        FROM (SELECT TRY_CAST(json AS STRUCT(resourceSpans {RESOURCE_SPANS_TYPE}, resourceLogs JSON)) AS doc
+              FROM read_json_objects($path, format='{json_format}', ignore_errors=true,
+                                     maximum_object_size=$max_bytes))
+    )"""
+
+
+def _install_prices(cur: duckdb.DuckDBPyConnection) -> None:
+    """A temp table of prices for the models in this file, resolved with the same rules as pricing.lookup."""
+    version, table = pricing.price_table()
+    models = [r[0] for r in cur.execute(
+        "SELECT DISTINCT model FROM _otlp_spans WHERE model IS NOT NULL").fetchall()]
+    rows = []
+    for model in models:
+        price = pricing.lookup(model, table)
+        if price:
+            rows.append((model, price.input, price.output, price.cache))
+    cur.execute("CREATE OR REPLACE TEMP TABLE _prices (model VARCHAR, input DOUBLE, output DOUBLE, cache DOUBLE)")
+    if rows:
+        cur.executemany("INSERT INTO _prices VALUES (?, ?, ?, ?)", rows)
+
+
+def _is_json_lines(path: Path) -> bool:
+    """JSON Lines when the first non-blank line is a complete JSON value on its own."""
+    if path.suffix.lower() in {".jsonl", ".ndjson"}:
+        return True
+    with open(path, "rb") as fh:
+        for raw in fh:
+            if raw.strip():
+                try:
+                    json.loads(raw)
+                except (ValueError, UnicodeDecodeError):
+                    return False
+                # a one-line .json document is the same either way; a second line decides
+                rest = fh.readline()
+                while rest and not rest.strip():
+                    rest = fh.readline()
+                return bool(rest)
+    return False
+
+
+def _shape_error(obj: object) -> str | None:
+    if not isinstance(obj, dict):
+        return "not a JSON object"
+    if "resourceSpans" not in obj:
+        if "resourceLogs" in obj:
+            return None
+        return f"no resourceSpans (keys: {', '.join(list(obj)[:5]) or 'none'}); not an OTLP trace record"
+    rss = obj["resourceSpans"]
+    if not isinstance(rss, list) or not all(isinstance(r, dict) for r in rss):
+        return "resourceSpans is not a list of objects"
+    for rs in rss:
+        for ss in rs.get("scopeSpans") or []:
+            if not isinstance(ss, dict) or not isinstance(ss.get("spans", []), list):
+                return "scopeSpans[].spans is not a list"
+    return "spans do not match the OTLP span shape"
+
+
+def _locate_bad_lines(path: Path, expected: int, ctx: StageContext) -> list[Reject]:
+    """Find which lines DuckDB could not read. Only runs when there are bad lines, so speed matters less."""
+    found: list[Reject] = []
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            excerpt = raw.rstrip(b"\r\n")[:_EXCERPT].decode("utf-8", errors="replace")
+            if len(raw) > ctx.max_record_bytes:
+                found.append(Reject(location=f"line {number}",
+                                    reason=f"record of {len(raw):,} bytes exceeds the {ctx.max_record_bytes:,} byte limit",
+                                    excerpt=excerpt))
+                continue
+            try:
+                obj = json.loads(raw)
+            except (ValueError, UnicodeDecodeError) as exc:
+                found.append(Reject(location=f"line {number}", reason=f"invalid JSON: {exc}", excerpt=excerpt))
+                continue
+            problem = _shape_error(obj)
+            if problem and not problem.startswith("spans do not match"):
+                found.append(Reject(location=f"line {number}", reason=problem, excerpt=excerpt))
+            if len(found) >= expected:
+                break
+    if len(found) < expected:
+        found.append(Reject(location="file", reason=f"{expected - len(found)} record(s) did not match the OTLP "
+                                                    "span shape (e.g. a field of the wrong type)"))
+    return found
+
+
+def _document_error(path: Path) -> str:
+    try:
+        with open(path, "rb") as fh:
+            obj = json.load(fh)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return f"invalid JSON: {exc}"
+    except OSError as exc:
+        return f"cannot read: {exc}"
+    return _shape_error(obj) or "not an OTLP trace document"
+
+
+def _read_excerpt(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return fh.read(_EXCERPT).decode("utf-8", errors="replace")

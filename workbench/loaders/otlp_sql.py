@@ -1,0 +1,247 @@
+"""The SQL that maps OTLP/JSON spans with GenAI attributes onto the canonical steps (see docs/otlp.md).
+
+It runs inside DuckDB over `read_json`, several times faster than parsing spans in Python. Kept apart from
+the loader's control flow so the mapping reads as one piece.
+"""
+
+from __future__ import annotations
+
+_ANY_VALUE = (
+    "STRUCT(stringValue VARCHAR, intValue VARCHAR, doubleValue DOUBLE, boolValue BOOLEAN, "
+    "arrayValue JSON, kvlistValue JSON, bytesValue VARCHAR)"
+)
+_ATTRS = f"STRUCT(key VARCHAR, value {_ANY_VALUE})[]"
+_SPAN = (
+    "STRUCT(traceId VARCHAR, spanId VARCHAR, parentSpanId VARCHAR, name VARCHAR, kind VARCHAR, "
+    f"startTimeUnixNano VARCHAR, endTimeUnixNano VARCHAR, attributes {_ATTRS}, "
+    f"events STRUCT(timeUnixNano VARCHAR, name VARCHAR, attributes {_ATTRS})[], "
+    "status STRUCT(code VARCHAR, message VARCHAR))"
+)
+RESOURCE_SPANS_TYPE = (
+    f"STRUCT(resource STRUCT(attributes {_ATTRS}), "
+    f"scopeSpans STRUCT(scope STRUCT(name VARCHAR, version VARCHAR), spans {_SPAN}[])[])[]"
+)
+
+# Attributes moved into their own columns; not repeated in steps.attributes.
+PAYLOAD_KEYS = (
+    "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
+    "gen_ai.tool.call.arguments", "gen_ai.tool.call.result",
+)
+
+MACROS = r"""
+CREATE OR REPLACE TEMP MACRO _av(attrs, k) AS list_extract(list_filter(attrs, lambda a: a.key = k), 1).value;
+CREATE OR REPLACE TEMP MACRO _as_text(v) AS coalesce(v.stringValue, v.intValue, CAST(v.doubleValue AS VARCHAR),
+    CAST(v.boolValue AS VARCHAR), CAST(v.arrayValue AS VARCHAR), CAST(v.kvlistValue AS VARCHAR));
+CREATE OR REPLACE TEMP MACRO _as_int(v) AS coalesce(TRY_CAST(v.intValue AS BIGINT), CAST(v.doubleValue AS BIGINT),
+    TRY_CAST(v.stringValue AS BIGINT));
+CREATE OR REPLACE TEMP MACRO _as_json(v) AS CASE
+    WHEN v.stringValue IS NOT NULL THEN to_json(v.stringValue)
+    WHEN v.intValue IS NOT NULL THEN coalesce(CAST(TRY_CAST(v.intValue AS BIGINT) AS JSON), to_json(v.intValue))
+    WHEN v.doubleValue IS NOT NULL THEN to_json(v.doubleValue)
+    WHEN v.boolValue IS NOT NULL THEN to_json(v.boolValue)
+    WHEN v.arrayValue IS NOT NULL THEN v.arrayValue
+    WHEN v.kvlistValue IS NOT NULL THEN v.kvlistValue
+    ELSE to_json(v.bytesValue) END;
+CREATE OR REPLACE TEMP MACRO _norm_id(x) AS CASE
+    WHEN x IS NULL OR trim(x) = '' THEN NULL
+    WHEN regexp_full_match(x, '(0[xX])?[0-9a-fA-F]+') THEN regexp_replace(lower(trim(x)), '^0x', '')
+    WHEN regexp_full_match(x, '[A-Za-z0-9+/]+=*') AND length(x) IN (12, 24)
+        THEN lower(hex(from_base64(x)))
+    ELSE lower(trim(x)) END;
+CREATE OR REPLACE TEMP MACRO _ts(ns) AS CASE WHEN TRY_CAST(ns AS BIGINT) > 0
+    THEN make_timestamp(TRY_CAST(ns AS BIGINT) // 1000) END;
+CREATE OR REPLACE TEMP MACRO _json_or_text(s) AS CASE WHEN s IS NULL THEN NULL
+    WHEN json_valid(s) THEN CAST(s AS JSON) ELSE to_json(s) END;
+-- current GenAI messages: [{role, parts: [{type: text|tool_call|tool_call_response|..., ...}]}]. One lenient
+-- json_transform parses each list once (extra keys ignored); walking it with json_extract re-parsed it per
+-- field and was 3x slower.
+CREATE OR REPLACE TEMP MACRO _parts_messages(j) AS CASE WHEN j IS NULL OR NOT json_valid(j) THEN [] ELSE coalesce(
+    list_transform(json_transform(j, '[{"role": "VARCHAR", "parts": [{"type": "VARCHAR", "content": "VARCHAR",
+        "id": "VARCHAR", "name": "VARCHAR", "arguments": "JSON", "response": "JSON", "result": "JSON"}]}]'),
+    lambda m: struct_pack(
+        role := coalesce(m.role, 'unknown'),
+        content := nullif(array_to_string(list_transform(
+            list_filter(m.parts, lambda p: p.type IN ('text', 'reasoning') OR p.type IS NULL),
+            lambda p: p.content), chr(10)), ''),
+        tool_calls := list_transform(list_filter(m.parts, lambda p: p.type = 'tool_call'),
+            lambda p: struct_pack(id := p.id, name := p.name, arguments := CASE
+                WHEN json_type(p.arguments) = 'VARCHAR' THEN _json_or_text(p.arguments->>'$') ELSE p.arguments END)),
+        tool_call_id := list_extract(list_transform(list_filter(m.parts, lambda p: p.type = 'tool_call_response'),
+            lambda p: p.id), 1)
+    )), []) END;
+CREATE OR REPLACE TEMP MACRO _tool_response_text(j) AS CASE WHEN j IS NULL OR NOT json_valid(j) THEN NULL
+    ELSE list_extract(list_transform(list_filter(json_extract(CAST(j AS JSON), '$[*].parts[*]'),
+        lambda p: p->>'$.type' = 'tool_call_response'), lambda p: coalesce(p->>'$.response', p->>'$.result')), 1) END;
+CREATE OR REPLACE TEMP MACRO _system_message(j) AS CASE WHEN j IS NULL THEN []
+    WHEN NOT json_valid(j) THEN [struct_pack(role := 'system', content := j,
+        tool_calls := []::STRUCT(id VARCHAR, name VARCHAR, arguments JSON)[], tool_call_id := NULL::VARCHAR)]
+    ELSE [struct_pack(role := 'system', content := array_to_string(list_transform(
+        json_extract(CAST(j AS JSON), '$[*]'), lambda p: coalesce(p->>'$.content', p->>'$')), chr(10)),
+        tool_calls := []::STRUCT(id VARCHAR, name VARCHAR, arguments JSON)[], tool_call_id := NULL::VARCHAR)] END;
+CREATE OR REPLACE TEMP MACRO _kind(attrs, name) AS CASE
+    WHEN _av(attrs, 'openinference.span.kind') IS NOT NULL THEN CASE upper(_as_text(_av(attrs, 'openinference.span.kind')))
+        WHEN 'LLM' THEN 'llm' WHEN 'TOOL' THEN 'tool' WHEN 'AGENT' THEN 'agent' WHEN 'CHAIN' THEN 'chain'
+        WHEN 'RETRIEVER' THEN 'retrieval' WHEN 'EMBEDDING' THEN 'retrieval' WHEN 'RERANKER' THEN 'retrieval'
+        WHEN 'GUARDRAIL' THEN 'guardrail' ELSE 'other' END
+    ELSE CASE lower(_as_text(_av(attrs, 'gen_ai.operation.name')))
+        WHEN 'chat' THEN 'llm' WHEN 'text_completion' THEN 'llm' WHEN 'generate_content' THEN 'llm'
+        WHEN 'completion' THEN 'llm' WHEN 'execute_tool' THEN 'tool' WHEN 'invoke_agent' THEN 'agent'
+        WHEN 'create_agent' THEN 'agent' WHEN 'embeddings' THEN 'retrieval' WHEN 'retrieval' THEN 'retrieval'
+        WHEN 'apply_guardrail' THEN 'guardrail' WHEN 'guardrail' THEN 'guardrail'
+        WHEN 'human_approval' THEN 'human' WHEN 'human_review' THEN 'human'
+        ELSE CASE WHEN _av(attrs, 'gen_ai.request.model') IS NOT NULL OR _av(attrs, 'gen_ai.response.model') IS NOT NULL
+                  THEN 'llm' WHEN _av(attrs, 'gen_ai.tool.name') IS NOT NULL THEN 'tool' ELSE 'other' END
+    END END;
+CREATE OR REPLACE TEMP MACRO _attrs_json(attrs) AS to_json(map(
+    list_transform(attrs, lambda a: a.key), list_transform(attrs, lambda a: _as_json(a.value))));
+CREATE OR REPLACE TEMP MACRO _dedupe_attrs(attrs) AS CASE
+    WHEN len(list_distinct(list_transform(attrs, lambda a: a.key))) = len(attrs) THEN attrs
+    ELSE list_filter(attrs, lambda a, i: NOT list_contains(list_transform(attrs[i + 1:], lambda b: b.key), a.key))
+    END;
+"""
+
+# deprecated GenAI message events: gen_ai.{{system,user,assistant,tool}}.message and gen_ai.choice.
+# Inlined rather than a macro: DuckDB cannot bind a macro that reaches into a lambda parameter's fields.
+_EVENT_MESSAGES = """list_transform(
+    list_filter(coalesce({events}, []), lambda e: e.name IN ('gen_ai.system.message', 'gen_ai.user.message',
+        'gen_ai.assistant.message', 'gen_ai.tool.message', 'gen_ai.choice')),
+    lambda e: struct_pack(
+        role := CASE WHEN e.name = 'gen_ai.choice' THEN 'assistant' ELSE split_part(e.name, '.', 2) END,
+        content := coalesce(_as_text(_av(e.attributes, 'content')),
+                            _as_text(_av(e.attributes, 'gen_ai.event.content'))),
+        tool_calls := CASE WHEN json_valid(_as_text(_av(e.attributes, 'tool_calls'))) THEN list_transform(
+            json_extract(CAST(_as_text(_av(e.attributes, 'tool_calls')) AS JSON), '$[*]'),
+            lambda t: struct_pack(id := t->>'$.id', name := coalesce(t->>'$.function.name', t->>'$.name'),
+                arguments := _json_or_text(coalesce(t->>'$.function.arguments', t->>'$.arguments'))))
+            ELSE []::STRUCT(id VARCHAR, name VARCHAR, arguments JSON)[] END,
+        tool_call_id := CASE WHEN e.name = 'gen_ai.tool.message' THEN _as_text(_av(e.attributes, 'id')) END
+    ))"""
+
+
+def spans_query(source: str) -> str:
+    """SELECT one row per span from `source` (a read_json(...) table expression with a resourceSpans column).
+
+    Columns: trace_id, the canonical step columns except seq/depth/cost, and `_service_*` helpers.
+    """
+    payload = ", ".join(f"'{k}'" for k in PAYLOAD_KEYS)
+    return f"""
+    WITH r AS (
+        -- bad lines travel on as one row with a NULL span, so one scan both loads and counts them
+        SELECT bad, has_logs, unnest(CASE WHEN bad OR has_logs OR len(resourceSpans) = 0 THEN [NULL]
+                                          ELSE resourceSpans END) AS rs
+        FROM {source}
+    ),
+    s AS (SELECT bad, has_logs, coalesce(rs.resource.attributes, []) AS res,
+                 unnest(CASE WHEN len(rs.scopeSpans) > 0 THEN rs.scopeSpans ELSE [NULL] END) AS ss FROM r),
+    x AS (SELECT bad, has_logs, res,
+                 unnest(CASE WHEN len(ss.spans) > 0 THEN ss.spans ELSE [NULL] END) AS sp FROM s),
+    y AS (
+        SELECT bad, has_logs, res, sp, coalesce(sp.attributes, []) AS a, _norm_id(sp.traceId) AS trace_id,
+               _norm_id(sp.parentSpanId) AS parent_id,
+               list_filter(coalesce(sp.events, []), lambda e: e.name = 'gen_ai.evaluation.result') AS evals,
+               list_filter(coalesce(sp.events, []), lambda e: e.name = 'exception') AS exc
+        FROM x WHERE (sp.traceId IS NOT NULL AND sp.spanId IS NOT NULL) OR bad OR has_logs
+    )
+    SELECT
+        bad, has_logs,
+        trace_id,
+        _as_text(_av(res, 'service.name')) AS res_service,
+        _as_text(_av(res, 'service.version')) AS res_version,
+        coalesce(_as_text(_av(res, 'deployment.environment.name')),
+                 _as_text(_av(res, 'deployment.environment'))) AS res_env,
+        substr(sha256('otlp' || chr(31) || trace_id), 1, 16) AS run_id,
+        _norm_id(sp.spanId) AS step_id,
+        parent_id AS parent_step_id,
+        _kind(a, sp.name) AS kind,
+        sp.name AS name,
+        _ts(sp.startTimeUnixNano) AS started_at,
+        _ts(sp.endTimeUnixNano) AS ended_at,
+        (TRY_CAST(sp.endTimeUnixNano AS BIGINT) - TRY_CAST(sp.startTimeUnixNano AS BIGINT)) / 1e6 AS duration_ms,
+        CASE WHEN sp.status.code IN ('2', 'STATUS_CODE_ERROR') THEN 'error'
+             WHEN sp.status.code IN ('1', 'STATUS_CODE_OK') THEN 'ok' ELSE 'unset' END AS status,
+        CASE WHEN sp.status.code IN ('2', 'STATUS_CODE_ERROR') OR len(exc) > 0 THEN coalesce(
+            nullif(sp.status.message, ''), _as_text(_av(a, 'error.type')),
+            _as_text(_av(list_extract(exc, 1).attributes, 'exception.message')), 'error') END AS error,
+        coalesce(_as_text(_av(a, 'gen_ai.response.model')), _as_text(_av(a, 'gen_ai.request.model')),
+                 _as_text(_av(a, 'llm.model_name'))) AS model,
+        coalesce(_as_text(_av(a, 'gen_ai.provider.name')), _as_text(_av(a, 'gen_ai.system')),
+                 _as_text(_av(a, 'llm.provider'))) AS provider,
+        list_concat(_system_message(_as_text(_av(a, 'gen_ai.system_instructions'))),
+                    _parts_messages(_as_text(_av(a, 'gen_ai.input.messages'))),
+                    {_EVENT_MESSAGES.format(events='sp.events')},
+                    _parts_messages(_as_text(_av(a, 'gen_ai.output.messages')))) AS msgs,
+        _as_text(_av(a, 'gen_ai.tool.name')) AS tool_name,
+        _json_or_text(_as_text(_av(a, 'gen_ai.tool.call.arguments'))) AS tool_args,
+        coalesce(_as_text(_av(a, 'gen_ai.tool.call.result')),
+                 _tool_response_text(_as_text(_av(a, 'gen_ai.input.messages')))) AS tool_result,
+        coalesce(_as_int(_av(a, 'gen_ai.usage.input_tokens')), _as_int(_av(a, 'gen_ai.usage.prompt_tokens')))
+            AS input_tokens,
+        coalesce(_as_int(_av(a, 'gen_ai.usage.output_tokens')),
+                 _as_int(_av(a, 'gen_ai.usage.completion_tokens'))) AS output_tokens,
+        coalesce(_as_int(_av(a, 'gen_ai.usage.cache_read.input_tokens')),
+                 _as_int(_av(a, 'gen_ai.usage.cache_read_input_tokens'))) AS cache_tokens,
+        coalesce(_as_int(_av(a, 'gen_ai.usage.reasoning.output_tokens')),
+                 _as_int(_av(a, 'gen_ai.usage.reasoning_tokens'))) AS reasoning_tokens,
+        TRY_CAST(_as_text(_av(a, 'gen_ai.usage.cost')) AS DOUBLE) AS reported_cost,
+        _attrs_json(_dedupe_attrs(list_concat(
+            list_filter(a, lambda k: k.key NOT IN ({payload})),
+            list_transform(list_extract(evals, 1).attributes, lambda k: k),
+            CASE WHEN parent_id IS NULL
+                 THEN list_transform(res, lambda k: struct_pack(key := 'resource.' || k.key, value := k.value))
+                 ELSE [] END))) AS attributes
+    FROM y
+    """
+
+
+# Run-level facts from each affected run's root step (the first step without a parent, else the first step).
+RUN_FACTS = r"""
+INSERT INTO _stage_runs (run_id, format, agent, agent_version, environment, task_id, session_id, user_id,
+                         outcome, outcome_score, input, output, attributes)
+WITH root AS (
+    SELECT run_id,
+        arg_min(attributes, (parent_step_id IS NOT NULL, seq)) AS ra,
+        arg_min(messages, (parent_step_id IS NOT NULL, seq)) AS rm
+    FROM _merged_steps GROUP BY run_id
+),
+ev AS (
+    SELECT run_id,
+        arg_min(lower(attributes->>'$."gen_ai.evaluation.score.label"'), (depth, seq)) AS label,
+        arg_min(TRY_CAST(attributes->>'$."gen_ai.evaluation.score.value"' AS DOUBLE), (depth, seq)) AS score
+    FROM _merged_steps
+    WHERE attributes->>'$."gen_ai.evaluation.score.label"' IS NOT NULL
+       OR attributes->>'$."gen_ai.evaluation.score.value"' IS NOT NULL
+    GROUP BY run_id
+),
+llm AS (
+    SELECT run_id, arg_min(messages, seq) AS first_m, arg_max(messages, seq) AS last_m
+    FROM _merged_steps WHERE kind = 'llm' AND messages IS NOT NULL GROUP BY run_id
+)
+SELECT root.run_id, 'otlp',
+    coalesce(ra->>'$."gen_ai.agent.name"', ra->>'$."resource.service.name"', res.service),
+    coalesce(ra->>'$."gen_ai.agent.version"', ra->>'$."resource.service.version"', res.version),
+    coalesce(ra->>'$."resource.deployment.environment.name"', ra->>'$."resource.deployment.environment"',
+             res.env),
+    coalesce(ra->>'$."workbench.task.id"', ra->>'$."task.id"'),
+    coalesce(ra->>'$."gen_ai.conversation.id"', ra->>'$."session.id"'),
+    coalesce(ra->>'$."user.id"', ra->>'$."enduser.id"'),
+    CASE
+        WHEN ev.label IN ('pass', 'passed', 'success', 'succeeded', 'correct', 'true', 'yes', 'c') THEN 'success'
+        WHEN ev.label IN ('fail', 'failed', 'failure', 'incorrect', 'false', 'no', 'i') THEN 'failure'
+        WHEN ev.label IS NULL AND ev.score IS NOT NULL THEN CASE WHEN ev.score >= 0.5 THEN 'success' ELSE 'failure' END
+        WHEN lower(ra->>'$."workbench.outcome"') IN ('success', 'failure') THEN lower(ra->>'$."workbench.outcome"')
+        ELSE NULL END,
+    ev.score,
+    coalesce(_first_text(rm, 'user'), _first_text(llm.first_m, 'user')),
+    coalesce(_last_text(rm, 'assistant'), _last_text(llm.last_m, 'assistant')),
+    ra
+FROM root LEFT JOIN ev USING (run_id) LEFT JOIN llm USING (run_id) LEFT JOIN _otlp_resources res USING (run_id)
+"""
+
+TEXT_MACROS = r"""
+CREATE OR REPLACE TEMP MACRO _first_text(msgs, r) AS list_extract(list_filter(
+    list_transform(json_extract(msgs, '$[*]'), lambda m: CASE WHEN m->>'$.role' = r THEN m->>'$.content' END),
+    lambda t: t IS NOT NULL), 1);
+CREATE OR REPLACE TEMP MACRO _last_text(msgs, r) AS list_extract(list_filter(
+    list_transform(json_extract(msgs, '$[*]'), lambda m: CASE WHEN m->>'$.role' = r THEN m->>'$.content' END),
+    lambda t: t IS NOT NULL), -1);
+"""

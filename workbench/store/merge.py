@@ -1,0 +1,208 @@
+"""Staging and merging: how a file's records land in `steps` and `runs` without losing or doubling anything.
+
+Loaders write into two temporary tables inside the ingest transaction:
+
+* `_stage_steps` — the columns of `steps` (seq and depth may be left NULL);
+* `_stage_runs` — run-level facts the loader knows (any column of `runs`; NULL means "derive it").
+
+`merge_staged` then, for every run the file touches:
+
+1. unions the staged steps with the steps already stored for those runs and keeps, per (run_id, step_id),
+   the most complete record (ties keep the stored one, so re-importing a file changes nothing);
+2. renumbers `seq` by start time and computes `depth` from the parent links;
+3. rewrites those runs' steps and rebuilds their `runs` rows: counts, tokens and cost aggregated from the
+   steps, run-level facts from the loader (falling back to what was stored before).
+
+Labels, scores and assessments hold run ids, not positions, so they survive every merge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+STEP_COLUMNS = (
+    "run_id", "step_id", "parent_step_id", "seq", "depth", "kind", "name", "started_at", "ended_at",
+    "duration_ms", "status", "error", "model", "provider", "messages", "tool_name", "tool_args", "tool_result",
+    "input_tokens", "output_tokens", "cache_tokens", "reasoning_tokens", "cost_usd", "cost_estimated",
+    "attributes",
+)
+RUN_FACT_COLUMNS = (
+    "run_id", "format", "native_id", "import_id", "agent", "agent_version", "environment", "task_id",
+    "session_id", "user_id", "status", "outcome", "outcome_score", "input", "output", "tags", "attributes",
+)
+
+_COLS = ", ".join(STEP_COLUMNS)
+
+# A record is "more complete" when more of these are known; the stored record wins ties.
+_COMPLETENESS = " + ".join(
+    f"({c} IS NOT NULL)::INT"
+    for c in ("ended_at", "parent_step_id", "status", "error", "model", "messages", "tool_args", "tool_result",
+              "input_tokens", "output_tokens", "cost_usd", "attributes")
+)
+
+
+def create_staging(cur: duckdb.DuckDBPyConnection) -> None:
+    """(Re)create empty staging tables shaped like `steps` and like the run facts of `runs`."""
+    cur.execute("DROP TABLE IF EXISTS _stage_steps")
+    cur.execute("DROP TABLE IF EXISTS _stage_runs")
+    cur.execute(f"CREATE TEMP TABLE _stage_steps AS SELECT {_COLS} FROM steps LIMIT 0")
+    cur.execute(f"CREATE TEMP TABLE _stage_runs AS SELECT {', '.join(RUN_FACT_COLUMNS)} FROM runs LIMIT 0")
+
+
+def drop_staging(cur: duckdb.DuckDBPyConnection) -> None:
+    for table in ("_stage_steps", "_stage_runs", "_merged_steps", "_affected"):
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def merge_staged(cur: duckdb.DuckDBPyConnection, import_id: str,
+                 after_steps: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> tuple[int, int]:
+    """Merge the staging tables into `steps` and `runs`. Returns (runs touched, steps new or improved).
+
+    `after_steps(cur)` runs once the merged steps of the affected runs are in `_merged_steps` (numbered):
+    loaders whose run-level facts live on a root span derive them there into `_stage_runs`.
+    """
+    cur.execute(
+        "CREATE OR REPLACE TEMP TABLE _affected AS "
+        "SELECT DISTINCT run_id FROM _stage_steps UNION SELECT DISTINCT run_id FROM _stage_runs"
+    )
+    n_runs = cur.execute("SELECT count(*) FROM _affected").fetchone()[0]
+    if n_runs == 0:
+        return 0, 0
+    has_existing = cur.execute(
+        "SELECT count(*) > 0 FROM runs WHERE run_id IN (SELECT run_id FROM _affected)"
+    ).fetchone()[0]
+    if has_existing:
+        n_new = _merge_with_existing(cur)
+    else:
+        # the common case, a file of new traces: dedupe within the file only and skip the rewrite
+        n_new = cur.execute("SELECT count(DISTINCT (run_id, step_id)) FROM _stage_steps").fetchone()[0]
+        cur.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _merged_steps AS
+            SELECT {_COLS} FROM _stage_steps
+            QUALIFY row_number() OVER (PARTITION BY run_id, step_id ORDER BY {_COMPLETENESS} DESC) = 1"""
+        )
+    _number_steps(cur)
+    if after_steps is not None:
+        after_steps(cur)
+    cur.execute(f"INSERT INTO steps ({_COLS}) SELECT {_COLS} FROM _merged_steps")
+    _rebuild_runs(cur, import_id)
+    return n_runs, n_new
+
+
+def _merge_with_existing(cur: duckdb.DuckDBPyConnection) -> int:
+    cur.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _merged_steps AS
+        WITH candidates AS (
+            SELECT {_COLS}, 1 AS stored FROM steps WHERE run_id IN (SELECT run_id FROM _affected)
+            UNION ALL
+            SELECT {_COLS}, 0 AS stored FROM _stage_steps
+        )
+        SELECT {_COLS}, stored FROM candidates
+        QUALIFY row_number() OVER (
+            PARTITION BY run_id, step_id ORDER BY {_COMPLETENESS} DESC, stored DESC) = 1"""
+    )
+    n_new = cur.execute("SELECT count(*) FROM _merged_steps WHERE stored = 0").fetchone()[0]
+    cur.execute("ALTER TABLE _merged_steps DROP COLUMN stored")
+    cur.execute("DELETE FROM steps WHERE run_id IN (SELECT run_id FROM _affected)")
+    return n_new
+
+
+def _number_steps(cur: duckdb.DuckDBPyConnection) -> None:
+    """seq by start time; depth by walking parent links from the roots (bounded, so cycles cannot hang)."""
+    cur.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _merged_steps AS
+        WITH RECURSIVE
+        base AS (
+            SELECT m.* EXCLUDE (seq, depth),
+                   (row_number() OVER (PARTITION BY m.run_id
+                        ORDER BY m.started_at NULLS LAST, (m.parent_step_id IS NOT NULL), m.seq NULLS LAST, m.step_id) - 1)::INTEGER AS seq
+            FROM _merged_steps m
+        ),
+        roots AS (
+            SELECT b.run_id, b.step_id FROM base b
+            WHERE b.parent_step_id IS NULL
+               OR NOT EXISTS (SELECT 1 FROM base p WHERE p.run_id = b.run_id AND p.step_id = b.parent_step_id)
+        ),
+        tree(run_id, step_id, depth) AS (
+            SELECT run_id, step_id, 0 FROM roots
+            UNION ALL
+            SELECT c.run_id, c.step_id, t.depth + 1
+            FROM base c JOIN tree t ON c.run_id = t.run_id AND c.parent_step_id = t.step_id
+            WHERE t.depth < 64
+        ),
+        depths AS (SELECT run_id, step_id, min(depth)::INTEGER AS depth FROM tree GROUP BY ALL)
+        SELECT {", ".join("coalesce(d.depth, 0) AS depth" if c == "depth" else f"base.{c}" for c in STEP_COLUMNS)}
+        FROM base LEFT JOIN depths d USING (run_id, step_id)"""
+    )
+
+
+def _rebuild_runs(cur: duckdb.DuckDBPyConnection, import_id: str) -> None:
+    """Rebuild the `runs` rows of the affected runs from their steps, the staged facts and the old rows."""
+    cur.execute(
+        """CREATE OR REPLACE TEMP TABLE _old_runs AS
+        SELECT * FROM runs WHERE run_id IN (SELECT run_id FROM _affected)"""
+    )
+    cur.execute("DELETE FROM runs WHERE run_id IN (SELECT run_id FROM _affected)")
+    cur.execute(
+        """
+        INSERT INTO runs (run_id, format, native_id, import_id, agent, agent_version, environment, task_id,
+            session_id, user_id, started_at, ended_at, duration_ms, status, outcome, outcome_score, input,
+            output, error, n_steps, n_llm_calls, n_tool_calls, n_errors, input_tokens, output_tokens,
+            cache_tokens, reasoning_tokens, cost_usd, cost_estimated, tags, attributes)
+        WITH agg AS (
+            SELECT run_id,
+                count(*)::INTEGER AS n_steps,
+                count(*) FILTER (kind = 'llm')::INTEGER AS n_llm_calls,
+                count(*) FILTER (kind = 'tool')::INTEGER AS n_tool_calls,
+                count(*) FILTER (status = 'error')::INTEGER AS n_errors,
+                min(started_at) AS started_at,
+                max(coalesce(ended_at, started_at)) AS ended_at,
+                -- agent and chain spans often repeat their children's usage: count leaf calls only
+                sum(input_tokens) FILTER (kind NOT IN ('agent', 'chain')) AS input_tokens,
+                sum(output_tokens) FILTER (kind NOT IN ('agent', 'chain')) AS output_tokens,
+                sum(cache_tokens) FILTER (kind NOT IN ('agent', 'chain')) AS cache_tokens,
+                sum(reasoning_tokens) FILTER (kind NOT IN ('agent', 'chain')) AS reasoning_tokens,
+                sum(cost_usd) FILTER (kind NOT IN ('agent', 'chain')) AS cost_usd,
+                bool_or(cost_estimated) FILTER (kind NOT IN ('agent', 'chain') AND cost_usd IS NOT NULL)
+                    AS cost_estimated,
+                arg_min(error, seq) FILTER (error IS NOT NULL) AS error,
+                arg_min(duration_ms, seq) FILTER (depth = 0) AS root_duration,
+                arg_min(status, seq) FILTER (depth = 0) AS root_status
+            FROM _merged_steps GROUP BY run_id
+        ),
+        facts AS (
+            SELECT run_id, any_value(format) AS format, any_value(native_id) AS native_id,
+                any_value(agent) AS agent, any_value(agent_version) AS agent_version,
+                any_value(environment) AS environment, any_value(task_id) AS task_id,
+                any_value(session_id) AS session_id, any_value(user_id) AS user_id,
+                any_value(status) AS status, any_value(outcome) AS outcome,
+                any_value(outcome_score) AS outcome_score, any_value(input) AS input,
+                any_value(output) AS output, any_value(tags) AS tags, any_value(attributes) AS attributes
+            FROM _stage_runs GROUP BY run_id
+        )
+        SELECT a.run_id,
+            coalesce(f.format, o.format), coalesce(f.native_id, o.native_id), coalesce(o.import_id, $import_id),
+            coalesce(f.agent, o.agent), coalesce(f.agent_version, o.agent_version),
+            coalesce(f.environment, o.environment), coalesce(f.task_id, o.task_id),
+            coalesce(f.session_id, o.session_id), coalesce(f.user_id, o.user_id),
+            agg.started_at, agg.ended_at,
+            coalesce(agg.root_duration, epoch_ms(agg.ended_at) - epoch_ms(agg.started_at)),
+            coalesce(f.status, CASE WHEN agg.root_status = 'error' THEN 'error'
+                                    WHEN agg.root_status IS NOT NULL THEN 'ok' END, o.status, 'unknown'),
+            coalesce(f.outcome, o.outcome, 'unknown'), coalesce(f.outcome_score, o.outcome_score),
+            coalesce(f.input, o.input), coalesce(f.output, o.output), agg.error,
+            coalesce(agg.n_steps, 0), coalesce(agg.n_llm_calls, 0), coalesce(agg.n_tool_calls, 0),
+            coalesce(agg.n_errors, 0), agg.input_tokens, agg.output_tokens, agg.cache_tokens,
+            agg.reasoning_tokens, agg.cost_usd, agg.cost_estimated,
+            coalesce(f.tags, o.tags, []::VARCHAR[]), coalesce(f.attributes, o.attributes)
+        FROM _affected a
+        LEFT JOIN agg USING (run_id)
+        LEFT JOIN facts f USING (run_id)
+        LEFT JOIN _old_runs o USING (run_id)
+        WHERE coalesce(f.format, o.format) IS NOT NULL
+        """,
+        {"import_id": import_id},
+    )
+    cur.execute("DROP TABLE IF EXISTS _old_runs")

@@ -1,0 +1,92 @@
+-- The canonical store: the single source of truth for a fresh database.
+-- Older databases reach the same shape through migrations/NNN_*.sql (tests check they agree).
+-- Timestamps are UTC, stored as plain TIMESTAMP (no time-zone library needed to read them).
+
+CREATE TABLE IF NOT EXISTS meta (
+    key   VARCHAR PRIMARY KEY,
+    value VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS imports (
+    import_id   VARCHAR PRIMARY KEY,   -- sha256 of (path, content hash, started_at)
+    path        VARCHAR NOT NULL,
+    format      VARCHAR,
+    sha256      VARCHAR,
+    size_bytes  BIGINT,
+    started_at  TIMESTAMP,
+    finished_at TIMESTAMP,
+    n_runs      INTEGER DEFAULT 0,     -- runs touched (new or merged)
+    n_steps     INTEGER DEFAULT 0,     -- steps that were new or more complete
+    n_rejects   INTEGER DEFAULT 0,
+    status      VARCHAR,               -- ok / partial / skipped / failed
+    message     VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS runs (
+    run_id           VARCHAR PRIMARY KEY,  -- sha256(format \x1f native_id)[:16]
+    format           VARCHAR NOT NULL,     -- loader name: otlp, langfuse, tau-bench ...
+    native_id        VARCHAR NOT NULL,     -- trace id / trajectory id as the source wrote it, normalized
+    import_id        VARCHAR,              -- first import that brought this run
+    agent            VARCHAR,
+    agent_version    VARCHAR,
+    environment      VARCHAR,
+    task_id          VARCHAR,
+    session_id       VARCHAR,
+    user_id          VARCHAR,
+    started_at       TIMESTAMP,
+    ended_at         TIMESTAMP,
+    duration_ms      DOUBLE,
+    status           VARCHAR,              -- ok / error / unknown
+    outcome          VARCHAR,              -- success / failure / unknown
+    outcome_score    DOUBLE,
+    input            VARCHAR,
+    output           VARCHAR,
+    n_steps          INTEGER,
+    n_llm_calls      INTEGER,
+    n_tool_calls     INTEGER,
+    n_errors         INTEGER,
+    input_tokens     BIGINT,
+    output_tokens    BIGINT,
+    cache_tokens     BIGINT,
+    reasoning_tokens BIGINT,
+    cost_usd         DOUBLE,
+    cost_estimated   BOOLEAN,              -- true when any part of cost_usd came from the price table
+    tags             VARCHAR[],
+    attributes       JSON,
+    error            VARCHAR               -- first error message in the run (added by migration 002)
+);
+
+CREATE TABLE IF NOT EXISTS steps (
+    run_id           VARCHAR NOT NULL,
+    step_id          VARCHAR NOT NULL,
+    parent_step_id   VARCHAR,
+    seq              INTEGER,              -- position in the run, by start time
+    depth            INTEGER,
+    kind             VARCHAR,              -- llm tool agent chain retrieval guardrail human message event other
+    name             VARCHAR,
+    started_at       TIMESTAMP,
+    ended_at         TIMESTAMP,
+    duration_ms      DOUBLE,
+    status           VARCHAR,              -- ok / error / unset
+    error            VARCHAR,
+    model            VARCHAR,
+    provider         VARCHAR,
+    messages         JSON,                 -- [{role, content, tool_calls?, tool_call_id?}]
+    tool_name        VARCHAR,
+    tool_args        JSON,
+    tool_result      VARCHAR,
+    input_tokens     BIGINT,
+    output_tokens    BIGINT,
+    cache_tokens     BIGINT,
+    reasoning_tokens BIGINT,
+    cost_usd         DOUBLE,
+    cost_estimated   BOOLEAN,
+    attributes       JSON
+);
+
+CREATE TABLE IF NOT EXISTS rejects (
+    import_id VARCHAR NOT NULL,
+    location  VARCHAR NOT NULL,            -- "line 12", "/resourceSpans/0/..." or the file itself
+    reason    VARCHAR NOT NULL,
+    excerpt   VARCHAR                      -- first 500 characters of the raw record
+);
