@@ -23,3 +23,11 @@ def real_dir() -> Path:
     if not REAL.is_dir():
         pytest.skip(f"real trace files not found at {REAL} (they live in ../shared/data/real next to a clone)")
     return REAL
+
+
+@pytest.fixture(scope="session")
+def demo_db(tmp_path_factory) -> Path:
+    """The full default demo fleet, built once per test session through the real ingest path."""
+    from workbench.testing import build_sample_db
+
+    return build_sample_db(tmp_path_factory.mktemp("demo") / "demo.duckdb")

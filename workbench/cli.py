@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -97,23 +96,34 @@ def app_script() -> Path:
 
 
 def _serve(db: Path, host: str, port: int) -> None:
-    script = app_script()
-    env = dict(os.environ, WORKBENCH_DB=str(db.resolve()))
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", str(script),
-        "--server.address", host,
-        "--server.port", str(port),
-        "--server.headless", "true",
-        "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none",
-    ]
-    click.echo(f"Serving {db} at http://{host}:{port}  (Ctrl+C to stop)")
-    # streamlit reads .streamlit/config.toml from the working directory: run from the app's folder
+    """Run the Streamlit server in this process, which opens (and so owns) the database first."""
+    from workbench.store import shared_store
+
+    db = db.resolve()
     try:
-        code = subprocess.call(cmd, env=env, cwd=script.parent)
-    except KeyboardInterrupt:
-        code = 0
-    sys.exit(code)
+        shared_store(db, serving=True)
+    except StoreError as exc:
+        _fail(str(exc))
+    os.environ["WORKBENCH_DB"] = str(db)
+    script = app_script()
+    from streamlit import config as st_config
+    from streamlit.web import bootstrap
+
+    flags = {
+        "server_address": host,
+        "server_port": port,
+        "server_headless": True,
+        "server_fileWatcherType": "none",
+        "server_runOnSave": False,
+        "browser_gatherUsageStats": False,
+        "browser_serverAddress": host,
+        "client_toolbarMode": "minimal",
+        "runner_magicEnabled": False,
+    }
+    click.echo(f"Serving {db} at http://{host}:{port}  (Ctrl+C to stop)")
+    st_config._main_script_path = str(script)  # as `streamlit run` does, so config and pages resolve
+    bootstrap.load_config_options(flag_options=flags)
+    bootstrap.run(str(script), False, [], flags)
 
 
 @main.command()

@@ -212,6 +212,24 @@ class Store:
         return f"Store({str(self.path)!r})"
 
 
+_SHARED: dict[tuple[Path, bool], Store] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_store(path: str | os.PathLike[str] | None = None, *, serving: bool = False) -> Store:
+    """The one open `Store` of this process for `path` (opened on first use).
+
+    `workbench serve` opens it before the web server starts, so the server process owns the database file
+    from the first second and every page reuses that connection through a cursor per script run.
+    """
+    key = (Path(path or default_db_path()).resolve(), serving)
+    with _SHARED_LOCK:
+        store = _SHARED.get(key)
+        if store is None:
+            store = _SHARED[key] = Store(key[0], serving=serving)
+        return store
+
+
 def open_store(path: str | os.PathLike[str] | None = None, **kwargs) -> Store:
     """Open (and create or migrate) the workbench database at `path`, default `default_db_path()`."""
     return Store(path or default_db_path(), **kwargs)

@@ -164,7 +164,10 @@ def _rebuild_runs(cur: duckdb.DuckDBPyConnection, import_id: str) -> None:
                 sum(output_tokens) FILTER (kind NOT IN ('agent', 'chain')) AS output_tokens,
                 sum(cache_tokens) FILTER (kind NOT IN ('agent', 'chain')) AS cache_tokens,
                 sum(reasoning_tokens) FILTER (kind NOT IN ('agent', 'chain')) AS reasoning_tokens,
-                sum(cost_usd) FILTER (kind NOT IN ('agent', 'chain')) AS cost_usd,
+                -- summed as exact decimals: float sums differ in the last bit with thread scheduling,
+                -- and the same seed must give the same database
+                CAST(sum(CAST(cost_usd AS DECIMAL(18, 12))) FILTER (kind NOT IN ('agent', 'chain')) AS DOUBLE)
+                    AS cost_usd,
                 bool_or(cost_estimated) FILTER (kind NOT IN ('agent', 'chain') AND cost_usd IS NOT NULL)
                     AS cost_estimated,
                 arg_min(error, seq) FILTER (error IS NOT NULL) AS error,
