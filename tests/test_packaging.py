@@ -20,8 +20,8 @@ def test_wheel_contains_app_pages_and_schema(tmp_path):
     assert out.returncode == 0, out.stderr
     wheel = next(tmp_path.glob("*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for needed in ("workbench/_app/app.py", "workbench/_app/pages/overview.py", "workbench/_app/pages/runs.py",
-                   "workbench/_app/pages/run.py", "workbench/store/schema.sql",
+    for needed in ("workbench/_app/app.py", "workbench/_app/app_pages/overview.py", "workbench/_app/app_pages/runs.py",
+                   "workbench/_app/app_pages/run.py", "workbench/store/schema.sql",
                    "workbench/store/migrations/001_initial.sql", "workbench/_app/.streamlit/config.toml"):
         assert needed in names, needed
     assert not any(n.startswith("tests/") for n in names)

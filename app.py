@@ -1,0 +1,12 @@
+"""Entry point of the review workbench app: page setup and navigation, nothing else."""
+
+import streamlit as st
+
+st.set_page_config(page_title="Agent review workbench", layout="wide")
+st.navigation(
+    [
+        st.Page("app_pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
+        st.Page("app_pages/runs.py", title="Runs", icon=":material/table_rows:"),
+        st.Page("app_pages/run.py", title="Run", icon=":material/route:", url_path="run"),
+    ]
+).run()

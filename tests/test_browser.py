@@ -1,0 +1,159 @@
+"""A reviewer's click path in a real browser: `workbench serve` + Debian's Chromium driven by Playwright.
+
+Screenshots land in test-artifacts/ (browser-*.png) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests import browser_util as bu
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
+
+_missing = bu.browser_missing()
+if _missing:
+    pytest.skip(f"browser test skipped: {_missing}", allow_module_level=True)
+
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+
+EXCEPTION = '[data-testid="stException"]'
+WAIT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    db = bu.build_sample_db(tmp_path_factory.mktemp("browser") / "wb.duckdb")
+    with bu.served_app(db, bu.free_port()) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def browser(served):
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=bu.CHROMIUM, args=bu.CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def context(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    # Nothing on these pages may reach outside the app: trace text with a Markdown image would try.
+    outside: list[str] = []
+    ctx.on("request", lambda req: outside.append(req.url) if "127.0.0.1:9/" in req.url else None)
+    ctx.outside_requests = outside  # type: ignore[attr-defined]
+    yield ctx
+    ctx.close()
+
+
+def settle(page: Page) -> None:
+    """Wait until the script run is over (Streamlit shows a running indicator meanwhile)."""
+    page.wait_for_load_state("networkidle")
+    running = page.locator('[data-testid="stStatusWidget"]')
+    deadline = time.monotonic() + 15
+    while running.count() and running.first.is_visible() and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    page.wait_for_timeout(300)
+
+
+def shot(page: Page, name: str, height: int = 2000) -> None:
+    # Streamlit scrolls an inner container, so full_page alone captures one screen: grow the window instead.
+    bu.ARTIFACTS.mkdir(exist_ok=True)
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": height})
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(bu.ARTIFACTS / f"browser-{name}.png"), full_page=True)
+    page.set_viewport_size(size)
+
+
+def nav_lines(page: Page) -> list[str]:
+    return [line.strip() for line in page.locator('[data-testid="stSidebarNav"]').inner_text().splitlines()
+            if line.strip()]
+
+
+def test_overview_runs_and_click_into_a_run(served, context):
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    page.goto(served)
+    expect(page.locator('[data-testid="stMetric"]').first).to_be_visible(timeout=WAIT_MS)
+    settle(page)
+    assert page.locator(EXCEPTION).count() == 0
+    values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
+    assert values[0].strip() == "36" and len(values) == 6
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    shot(page, "overview")
+
+    # to Runs through the navigation
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Runs").click()
+    grid = page.locator('[data-testid="stDataFrame"]')
+    expect(grid).to_be_visible(timeout=WAIT_MS)
+    settle(page)
+    assert page.locator(EXCEPTION).count() == 0
+    expect(page.get_by_text("rows 1–36 of 36")).to_be_visible()
+    shot(page, "runs")
+
+    # The grid is a canvas; its accessible twin says which run is on the first row.
+    first_link = page.locator('[data-testid="glide-cell-1-0"]').inner_text()
+    run_id = first_link.split("run=", 1)[1]
+    box = grid.bounding_box()
+    row_y = box["y"] + 35 + 17  # header row, then the middle of the first data row
+
+    # 1) the link cell opens the run in a new tab (a shareable deep link); the grid reacts to a link only
+    # once the pointer has hovered it, as a person's would
+    page.mouse.move(box["x"] + 90, row_y)
+    page.wait_for_timeout(300)
+    with context.expect_page(timeout=WAIT_MS) as opened:
+        page.mouse.click(box["x"] + 90, row_y)
+    tab = opened.value
+    expect(tab.locator('[data-testid="stCode"]').first).to_have_text(run_id, timeout=WAIT_MS)
+    settle(tab)
+    assert tab.url.endswith(f"/run?run={run_id}")
+    assert tab.locator(EXCEPTION).count() == 0
+    tab.close()
+
+    # 2) selecting the row opens the run in place
+    page.mouse.click(box["x"] + 15, row_y)
+    page.wait_for_url(f"**/run?run={run_id}", timeout=WAIT_MS)
+    expect(page.locator('[data-testid="stCode"]').first).to_have_text(run_id, timeout=WAIT_MS)
+    settle(page)
+    assert page.locator(EXCEPTION).count() == 0
+    expect(page.get_by_text("agent:", exact=False).first).to_be_visible()
+    assert [v.strip() for v in page.locator('[data-testid="stMetricValue"]').all_inner_texts()][1] == "3"
+    shot(page, "run")
+    assert dialogs == []
+
+
+def test_deep_link_to_a_step_with_hostile_text(served, context):
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{served}/run?run={bu.EVIL_RUN_ID}&step=s1")
+    expect(page.locator('[data-testid="stCode"]').first).to_have_text(bu.EVIL_RUN_ID, timeout=WAIT_MS)
+    settle(page)
+    assert page.locator(EXCEPTION).count() == 0
+    # a deep link is routed by app.py: its navigation, not a legacy multipage listing
+    lines = nav_lines(page)
+    assert {"Overview", "Runs", "Run"} <= set(lines) and not {"app", "overview", "runs"} & set(lines)
+    # the hostile text is on the page, as text ...
+    codes = " ".join(page.locator('[data-testid="stCode"]').all_inner_texts())
+    assert bu.EVIL_SCRIPT in codes and bu.EVIL_IMAGE in codes
+    # ... and did nothing: no script ran, no image was fetched, no element was created from it
+    assert dialogs == []
+    assert page.locator('img[src*="127.0.0.1:9"]').count() == 0
+    assert context.outside_requests == []  # type: ignore[attr-defined]
+    shot(page, "run-hostile")
+
+
+def test_unknown_run_is_a_clear_warning(served, context):
+    page = context.new_page()
+    page.goto(f"{served}/run?run=does-not-exist")
+    expect(page.locator('[data-testid="stAlertContentWarning"]')).to_contain_text("No run with this id",
+                                                                                     timeout=WAIT_MS)
+    assert page.locator(EXCEPTION).count() == 0

@@ -1,0 +1,136 @@
+"""Plotly figure builders for the overview: DataFrames from `workbench.queries` in, `go.Figure` out.
+
+No streamlit here, so a notebook draws the same charts as the app. Category labels (agent names, versions)
+come from trace files, and plotly reads a small HTML subset in text (`<a href>`, `<br>`, `<b>` ...), so every
+label from the data is escaped before it reaches a figure.
+"""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+import plotly.graph_objects as go
+
+OUTCOME_COLORS = {"success": "#2e7d32", "failure": "#c62828", "unknown": "#9e9e9e"}
+_OTHER_COLOR = "#6d4c41"
+_LAYOUT = {
+    "margin": {"l": 10, "r": 10, "t": 72, "b": 10},
+    "height": 360,
+    "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+    "hovermode": "x unified",
+}
+
+
+def _label(value: object) -> str:
+    """Escape a data value for plotly text, which would otherwise render `<a href=...>` from a trace."""
+    return html.escape("(none)" if value is None or value is pd.NA or value != value else str(value))
+
+
+def _layout(title: str, **extra) -> dict:
+    return {**_LAYOUT, "title": {"text": title, "y": 0.97, "yanchor": "top"}, **extra}
+
+
+def _week_axis(fig: go.Figure, weeks: pd.Series) -> None:
+    # Plotly's automatic date ticks land on Sundays while the buckets start on Mondays; label the buckets
+    # themselves while there are few enough to read.
+    unique = sorted(pd.Series(weeks).dropna().unique())
+    if 0 < len(unique) <= 16:
+        fig.update_xaxes(tickmode="array", tickvals=unique, tickformat="%b %d<br>%Y")
+
+
+def _empty(title: str) -> go.Figure:
+    fig = go.Figure(layout=_layout(title))
+    fig.add_annotation(text="no runs", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def runs_per_week(weekly: pd.DataFrame, title: str = "Runs per week by outcome") -> go.Figure:
+    """Stacked bars of runs per week, one colour per outcome.
+
+    Args:
+        weekly: `Overview.runs_per_week` (columns week, outcome, runs).
+    """
+    if weekly.empty:
+        return _empty(title)
+    fig = go.Figure(layout=_layout(title, barmode="stack"))
+    known = [o for o in OUTCOME_COLORS if o in set(weekly["outcome"])]
+    others = sorted(set(weekly["outcome"]) - set(OUTCOME_COLORS))
+    for outcome in known + others:
+        part = weekly[weekly["outcome"] == outcome]
+        fig.add_bar(x=part["week"], y=part["runs"], name=_label(outcome),
+                    marker_color=OUTCOME_COLORS.get(outcome, _OTHER_COLOR))
+    fig.update_yaxes(title_text="runs")
+    _week_axis(fig, weekly["week"])
+    return fig
+
+
+def failures_per_week(failures: pd.DataFrame, title: str = "Failures per week") -> go.Figure:
+    """Bars of failed runs per week with the failure rate as a line on a second axis.
+
+    Args:
+        failures: `Overview.failures_per_week` (columns week, runs, failures, failure_rate).
+    """
+    if failures.empty:
+        return _empty(title)
+    fig = go.Figure(layout=_layout(title))
+    fig.add_bar(x=failures["week"], y=failures["failures"], name="failures",
+                marker_color=OUTCOME_COLORS["failure"])
+    fig.add_scatter(x=failures["week"], y=failures["failure_rate"], name="failure rate", yaxis="y2",
+                    mode="lines+markers", line={"color": "#37474f"})
+    fig.update_layout(
+        yaxis={"title": {"text": "failed runs"}},
+        yaxis2={"title": {"text": "failure rate"}, "overlaying": "y", "side": "right", "tickformat": ".0%",
+                "rangemode": "tozero", "showgrid": False},
+    )
+    _week_axis(fig, failures["week"])
+    return fig
+
+
+def _version_labels(by_version: pd.DataFrame) -> list[str]:
+    return [f"{_label(a)} · {_label(v)}" for a, v in zip(by_version["agent"], by_version["agent_version"],
+                                                           strict=True)]
+
+
+def by_version_bars(by_version: pd.DataFrame) -> go.Figure:
+    """Success rate and cost per successful run for each agent x version, side by side.
+
+    Args:
+        by_version: `Overview.by_version`.
+    """
+    title = "Success rate and cost per successful run by agent · version"
+    if by_version.empty:
+        return _empty(title)
+    labels = _version_labels(by_version)
+    fig = go.Figure(layout=_layout(title, barmode="group", hovermode="closest"))
+    fig.add_bar(x=labels, y=by_version["success_rate"], name="success rate", marker_color="#2e7d32",
+                offsetgroup="rate", hovertemplate="%{x}<br>success rate %{y:.1%}<extra></extra>")
+    fig.add_bar(x=labels, y=by_version["cost_per_success"], name="cost per success (USD)", yaxis="y2",
+                marker_color="#1565c0", offsetgroup="cost",
+                hovertemplate="%{x}<br>cost per success $%{y:.4f}<extra></extra>")
+    fig.update_layout(
+        yaxis={"title": {"text": "success rate"}, "tickformat": ".0%", "rangemode": "tozero"},
+        yaxis2={"title": {"text": "USD per success"}, "overlaying": "y", "side": "right", "showgrid": False,
+                "rangemode": "tozero"},
+    )
+    return fig
+
+
+def duration_percentiles(by_version: pd.DataFrame) -> go.Figure:
+    """p50 and p95 run duration (seconds) for each agent x version.
+
+    Args:
+        by_version: `Overview.by_version` (p50_ms, p95_ms).
+    """
+    title = "Run duration p50 / p95 by agent · version"
+    if by_version.empty:
+        return _empty(title)
+    labels = _version_labels(by_version)
+    fig = go.Figure(layout=_layout(title, barmode="group", hovermode="closest"))
+    for column, name, color in (("p50_ms", "p50", "#90caf9"), ("p95_ms", "p95", "#1565c0")):
+        fig.add_bar(x=labels, y=by_version[column] / 1000, name=name, marker_color=color,
+                    hovertemplate="%{x}<br>" + name + " %{y:.1f} s<extra></extra>")
+    fig.update_yaxes(title_text="seconds")
+    return fig
