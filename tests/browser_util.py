@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from workbench.store import Store
+from workbench.testing import free_port  # noqa: F401  (re-exported for the browser tests)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,13 +137,6 @@ def _insert(table: str, columns: tuple[str, ...]) -> str:
 
 
 # -- serving the app --------------------------------------------------------------------------------------
-def free_port() -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def browser_missing() -> str | None:
     """Why a browser test cannot run here, or None when it can."""
     if not Path(CHROMIUM).exists():

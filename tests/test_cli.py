@@ -5,13 +5,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from tests.browser_util import served_app
 from tests.otlp_builder import agent_trace, request, trace_id, write_jsonl
 from workbench.testing import free_port
 
@@ -55,37 +54,14 @@ def test_info_on_missing_database(tmp_path):
     assert out.returncode == 2 and "does not exist" in out.stderr
 
 
-def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited early: {proc.stdout.read() if proc.stdout else ''}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError("server did not become healthy")
-
-
 @pytest.fixture
 def served_db(tmp_path):
     db = tmp_path / "served.duckdb"
     f = write_jsonl(tmp_path / "seed.jsonl", [request(agent_trace(trace_id(i))) for i in range(1, 3)])
     assert run_cli("ingest", "--db", str(db), "--quiet", str(f)).returncode == 0
     port = free_port()
-    proc = subprocess.Popen([*CLI, "serve", "--db", str(db), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_healthy(port, proc)
+    with served_app(db, port):
         yield db, port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_ingest_while_serving_gives_a_clear_message_and_keeps_the_file(served_db, tmp_path):
