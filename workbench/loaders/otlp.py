@@ -18,6 +18,8 @@ from workbench.loaders.otlp_sql import MACROS, RESOURCE_SPANS_TYPE, RUN_FACTS, T
 from workbench.models import Reject
 
 _EXCERPT = 500
+_EXTRA_COLUMNS = {"_trace_id": "VARCHAR", "_res_service": "VARCHAR", "_res_version": "VARCHAR",
+                  "_res_env": "VARCHAR", "_bad": "BOOLEAN", "_has_logs": "BOOLEAN"}
 
 
 class OtlpLoader:
@@ -35,46 +37,35 @@ class OtlpLoader:
         cur.execute(MACROS)
         cur.execute(TEXT_MACROS)
         json_format = "newline_delimited" if _is_json_lines(path) else "auto"
+        # the spans go straight into the staging table (one copy of the payloads, not two); the extra
+        # columns carry per-span facts the merge does not need and are dropped with the staging table
+        for column, kind in _EXTRA_COLUMNS.items():
+            cur.execute(f"ALTER TABLE _stage_steps ADD COLUMN {column} {kind}")
         cur.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _otlp_spans AS
-            {spans_query(_source(json_format))}""",
+            f"INSERT INTO _stage_steps BY NAME ({spans_query(_source(json_format))})",
             {"path": str(path), "max_bytes": ctx.max_record_bytes},
         )
         rejects = self._rejects(cur, path, json_format, ctx)
-        cur.execute("DELETE FROM _otlp_spans WHERE trace_id IS NULL")
+        cur.execute("DELETE FROM _stage_steps WHERE _trace_id IS NULL")
         _install_prices(cur)
         cur.execute(
-            """
-            INSERT INTO _stage_steps (run_id, step_id, parent_step_id, kind, name, started_at, ended_at,
-                duration_ms, status, error, model, provider, messages, tool_name, tool_args, tool_result,
-                input_tokens, output_tokens, cache_tokens, reasoning_tokens, cost_usd, cost_estimated, attributes)
-            SELECT s.run_id, s.step_id, s.parent_step_id, s.kind, s.name, s.started_at, s.ended_at,
-                s.duration_ms, s.status, s.error, s.model, s.provider,
-                CASE WHEN len(s.msgs) > 0 THEN to_json(s.msgs) END,
-                s.tool_name, s.tool_args, s.tool_result,
-                s.input_tokens, s.output_tokens, s.cache_tokens, s.reasoning_tokens,
-                CASE WHEN s.reported_cost > 0 THEN s.reported_cost
-                     WHEN p.model IS NOT NULL AND (s.input_tokens IS NOT NULL OR s.output_tokens IS NOT NULL)
-                     THEN (greatest(coalesce(s.input_tokens, 0) - coalesce(s.cache_tokens, 0), 0) * p.input
-                           + coalesce(s.cache_tokens, 0) * p.cache + coalesce(s.output_tokens, 0) * p.output) / 1e6
-                END,
-                CASE WHEN s.reported_cost > 0 THEN false
-                     WHEN p.model IS NOT NULL AND (s.input_tokens IS NOT NULL OR s.output_tokens IS NOT NULL)
-                     THEN true END,
-                s.attributes
-            FROM _otlp_spans s LEFT JOIN _prices p ON p.model = s.model
-            """
+            """UPDATE _stage_steps s SET
+                cost_usd = (greatest(coalesce(s.input_tokens, 0) - coalesce(s.cache_tokens, 0), 0) * p.input
+                            + coalesce(s.cache_tokens, 0) * p.cache + coalesce(s.output_tokens, 0) * p.output) / 1e6,
+                cost_estimated = true
+            FROM _prices p
+            WHERE p.model = s.model AND NOT coalesce(s.cost_usd > 0, false)
+              AND (s.input_tokens IS NOT NULL OR s.output_tokens IS NOT NULL)"""
         )
         cur.execute(
             "INSERT INTO _stage_runs (run_id, format, native_id) "
-            "SELECT DISTINCT run_id, 'otlp', trace_id FROM _otlp_spans"
+            "SELECT DISTINCT run_id, 'otlp', _trace_id FROM _stage_steps"
         )
         # resource facts for runs whose root span is not in this file (it may come later, or never)
         cur.execute(
-            "CREATE OR REPLACE TEMP TABLE _otlp_resources AS SELECT run_id, any_value(res_service) AS service, "
-            "any_value(res_version) AS version, any_value(res_env) AS env FROM _otlp_spans GROUP BY run_id"
+            "CREATE OR REPLACE TEMP TABLE _otlp_resources AS SELECT run_id, any_value(_res_service) AS service, "
+            "any_value(_res_version) AS version, any_value(_res_env) AS env FROM _stage_steps GROUP BY run_id"
         )
-        cur.execute("DROP TABLE _otlp_spans")
         return rejects
 
     def derive_run_facts(self, cur: duckdb.DuckDBPyConnection) -> None:
@@ -85,8 +76,8 @@ class OtlpLoader:
     # -- rejects ---------------------------------------------------------------------------------------
     def _rejects(self, cur, path: Path, json_format: str, ctx: StageContext) -> list[Reject]:
         n_bad, n_logs = cur.execute(
-            "SELECT count(*) FILTER (bad AND NOT has_logs), count(*) FILTER (has_logs) FROM _otlp_spans "
-            "WHERE trace_id IS NULL"
+            "SELECT count(*) FILTER (_bad AND NOT _has_logs), count(*) FILTER (_has_logs) FROM _stage_steps "
+            "WHERE _trace_id IS NULL"
         ).fetchone()
         rejects: list[Reject] = []
         if n_logs:
@@ -121,7 +112,7 @@ def _install_prices(cur: duckdb.DuckDBPyConnection) -> None:
     """A temp table of prices for the models in this file, resolved with the same rules as pricing.lookup."""
     version, table = pricing.price_table()
     models = [r[0] for r in cur.execute(
-        "SELECT DISTINCT model FROM _otlp_spans WHERE model IS NOT NULL").fetchall()]
+        "SELECT DISTINCT model FROM _stage_steps WHERE model IS NOT NULL").fetchall()]
     rows = []
     for model in models:
         price = pricing.lookup(model, table)

@@ -146,14 +146,18 @@ def spans_query(source: str) -> str:
                list_filter(coalesce(sp.events, []), lambda e: e.name = 'gen_ai.evaluation.result') AS evals,
                list_filter(coalesce(sp.events, []), lambda e: e.name = 'exception') AS exc
         FROM x WHERE (sp.traceId IS NOT NULL AND sp.spanId IS NOT NULL) OR bad OR has_logs
-    )
+    ),
+    z AS (SELECT *, list_concat(_system_message(_as_text(_ak(a, keys, 'gen_ai.system_instructions'))),
+                    _parts_messages(_as_text(_ak(a, keys, 'gen_ai.input.messages'))),
+                    {_EVENT_MESSAGES.format(events='sp.events')},
+                    _parts_messages(_as_text(_ak(a, keys, 'gen_ai.output.messages')))) AS m FROM y)
     SELECT
-        bad, has_logs,
-        trace_id,
-        _as_text(_av(res, 'service.name')) AS res_service,
-        _as_text(_av(res, 'service.version')) AS res_version,
+        bad AS _bad, has_logs AS _has_logs,
+        trace_id AS _trace_id,
+        _as_text(_av(res, 'service.name')) AS _res_service,
+        _as_text(_av(res, 'service.version')) AS _res_version,
         coalesce(_as_text(_av(res, 'deployment.environment.name')),
-                 _as_text(_av(res, 'deployment.environment'))) AS res_env,
+                 _as_text(_av(res, 'deployment.environment'))) AS _res_env,
         substr(sha256('otlp' || chr(31) || trace_id), 1, 16) AS run_id,
         _norm_id(sp.spanId) AS step_id,
         parent_id AS parent_step_id,
@@ -171,10 +175,7 @@ def spans_query(source: str) -> str:
                  _as_text(_ak(a, keys, 'llm.model_name'))) AS model,
         coalesce(_as_text(_ak(a, keys, 'gen_ai.provider.name')), _as_text(_ak(a, keys, 'gen_ai.system')),
                  _as_text(_ak(a, keys, 'llm.provider'))) AS provider,
-        list_concat(_system_message(_as_text(_ak(a, keys, 'gen_ai.system_instructions'))),
-                    _parts_messages(_as_text(_ak(a, keys, 'gen_ai.input.messages'))),
-                    {_EVENT_MESSAGES.format(events='sp.events')},
-                    _parts_messages(_as_text(_ak(a, keys, 'gen_ai.output.messages')))) AS msgs,
+        CASE WHEN len(m) > 0 THEN to_json(m) END AS messages,
         _as_text(_ak(a, keys, 'gen_ai.tool.name')) AS tool_name,
         _json_or_text(_as_text(_ak(a, keys, 'gen_ai.tool.call.arguments'))) AS tool_args,
         coalesce(_as_text(_ak(a, keys, 'gen_ai.tool.call.result')),
@@ -187,41 +188,60 @@ def spans_query(source: str) -> str:
                  _as_int(_ak(a, keys, 'gen_ai.usage.cache_read_input_tokens'))) AS cache_tokens,
         coalesce(_as_int(_ak(a, keys, 'gen_ai.usage.reasoning.output_tokens')),
                  _as_int(_ak(a, keys, 'gen_ai.usage.reasoning_tokens'))) AS reasoning_tokens,
-        TRY_CAST(_as_text(_ak(a, keys, 'gen_ai.usage.cost')) AS DOUBLE) AS reported_cost,
+        -- a cost the source reported; spans with tokens but no cost are estimated after staging
+        nullif(TRY_CAST(_as_text(_ak(a, keys, 'gen_ai.usage.cost')) AS DOUBLE), 0) AS cost_usd,
+        CASE WHEN TRY_CAST(_as_text(_ak(a, keys, 'gen_ai.usage.cost')) AS DOUBLE) > 0 THEN false END
+            AS cost_estimated,
         _attrs_json(_dedupe_attrs(list_concat(
             list_filter(a, lambda k: k.key NOT IN ({payload})),
             list_transform(list_extract(evals, 1).attributes, lambda k: k),
             CASE WHEN parent_id IS NULL
                  THEN list_transform(res, lambda k: struct_pack(key := 'resource.' || k.key, value := k.value))
                  ELSE [] END))) AS attributes
-    FROM y
+    FROM z
     """
 
 
 # Run-level facts from each affected run's root step (the first step without a parent, else the first step).
+# The rows that matter are picked on keys first and their payloads joined back once: aggregating over the
+# payload columns themselves (arg_min(messages, ...)) spilled and took minutes at 1M spans.
 RUN_FACTS = r"""
 INSERT INTO _stage_runs (run_id, format, agent, agent_version, environment, task_id, session_id, user_id,
                          outcome, outcome_score, input, output, attributes)
-WITH root AS (
-    SELECT run_id,
-        arg_min(attributes, (parent_step_id IS NOT NULL, seq)) AS ra,
-        arg_min(messages, (parent_step_id IS NOT NULL, seq)) AS rm
-    FROM _merged_steps GROUP BY run_id
+WITH mine AS (
+    SELECT run_id, step_id, seq, depth, parent_step_id, kind, messages IS NOT NULL AS has_messages,
+           contains(CAST(attributes AS VARCHAR), 'gen_ai.evaluation.score') AS has_eval
+    FROM steps WHERE run_id IN (SELECT run_id FROM _affected)
 ),
-ev AS (
+picks AS (
     SELECT run_id,
-        arg_min(lower(attributes->>'$."gen_ai.evaluation.score.label"'), (depth, seq)) AS label,
-        arg_min(TRY_CAST(attributes->>'$."gen_ai.evaluation.score.value"' AS DOUBLE), (depth, seq)) AS score
-    FROM _merged_steps
-    WHERE attributes->>'$."gen_ai.evaluation.score.label"' IS NOT NULL
-       OR attributes->>'$."gen_ai.evaluation.score.value"' IS NOT NULL
-    GROUP BY run_id
+        arg_min(step_id, (parent_step_id IS NOT NULL, seq)) AS root_id,
+        arg_min(step_id, seq) FILTER (kind = 'llm' AND has_messages) AS first_llm,
+        arg_max(step_id, seq) FILTER (kind = 'llm' AND has_messages) AS last_llm,
+        arg_min(step_id, (depth, seq)) FILTER (has_eval) AS eval_id
+    FROM mine GROUP BY run_id
 ),
-llm AS (
-    SELECT run_id, arg_min(messages, seq) AS first_m, arg_max(messages, seq) AS last_m
-    FROM _merged_steps WHERE kind = 'llm' AND messages IS NOT NULL GROUP BY run_id
+wanted AS (
+    SELECT run_id, root_id AS step_id FROM picks
+    UNION SELECT run_id, first_llm FROM picks WHERE first_llm IS NOT NULL
+    UNION SELECT run_id, last_llm FROM picks WHERE last_llm IS NOT NULL
+    UNION SELECT run_id, eval_id FROM picks WHERE eval_id IS NOT NULL
+),
+rows AS (
+    SELECT s.run_id, s.step_id, s.attributes, s.messages
+    FROM steps s SEMI JOIN wanted w ON s.run_id = w.run_id AND s.step_id = w.step_id
+),
+facts AS (
+    SELECT p.run_id, r.attributes AS ra, r.messages AS rm, f.messages AS first_m, l.messages AS last_m,
+        lower(e.attributes->>'$."gen_ai.evaluation.score.label"') AS label,
+        TRY_CAST(e.attributes->>'$."gen_ai.evaluation.score.value"' AS DOUBLE) AS score
+    FROM picks p
+    JOIN rows r ON r.run_id = p.run_id AND r.step_id = p.root_id
+    LEFT JOIN rows f ON f.run_id = p.run_id AND f.step_id = p.first_llm
+    LEFT JOIN rows l ON l.run_id = p.run_id AND l.step_id = p.last_llm
+    LEFT JOIN rows e ON e.run_id = p.run_id AND e.step_id = p.eval_id
 )
-SELECT root.run_id, 'otlp',
+SELECT facts.run_id, 'otlp',
     coalesce(ra->>'$."gen_ai.agent.name"', ra->>'$."resource.service.name"', res.service),
     coalesce(ra->>'$."gen_ai.agent.version"', ra->>'$."resource.service.version"', res.version),
     coalesce(ra->>'$."resource.deployment.environment.name"', ra->>'$."resource.deployment.environment"',
@@ -230,16 +250,16 @@ SELECT root.run_id, 'otlp',
     coalesce(ra->>'$."gen_ai.conversation.id"', ra->>'$."session.id"'),
     coalesce(ra->>'$."user.id"', ra->>'$."enduser.id"'),
     CASE
-        WHEN ev.label IN ('pass', 'passed', 'success', 'succeeded', 'correct', 'true', 'yes', 'c') THEN 'success'
-        WHEN ev.label IN ('fail', 'failed', 'failure', 'incorrect', 'false', 'no', 'i') THEN 'failure'
-        WHEN ev.label IS NULL AND ev.score IS NOT NULL THEN CASE WHEN ev.score >= 0.5 THEN 'success' ELSE 'failure' END
+        WHEN label IN ('pass', 'passed', 'success', 'succeeded', 'correct', 'true', 'yes', 'c') THEN 'success'
+        WHEN label IN ('fail', 'failed', 'failure', 'incorrect', 'false', 'no', 'i') THEN 'failure'
+        WHEN label IS NULL AND score IS NOT NULL THEN CASE WHEN score >= 0.5 THEN 'success' ELSE 'failure' END
         WHEN lower(ra->>'$."workbench.outcome"') IN ('success', 'failure') THEN lower(ra->>'$."workbench.outcome"')
         ELSE NULL END,
-    ev.score,
-    coalesce(_first_text(rm, 'user'), _first_text(llm.first_m, 'user')),
-    coalesce(_last_text(rm, 'assistant'), _last_text(llm.last_m, 'assistant')),
+    score,
+    coalesce(_first_text(rm, 'user'), _first_text(first_m, 'user')),
+    coalesce(_last_text(rm, 'assistant'), _last_text(last_m, 'assistant')),
     ra
-FROM root LEFT JOIN ev USING (run_id) LEFT JOIN llm USING (run_id) LEFT JOIN _otlp_resources res USING (run_id)
+FROM facts LEFT JOIN _otlp_resources res USING (run_id)
 """
 
 TEXT_MACROS = r"""

@@ -47,12 +47,14 @@ def create_staging(cur: duckdb.DuckDBPyConnection) -> None:
     """(Re)create empty staging tables shaped like `steps` and like the run facts of `runs`."""
     cur.execute("DROP TABLE IF EXISTS _stage_steps")
     cur.execute("DROP TABLE IF EXISTS _stage_runs")
-    cur.execute(f"CREATE TEMP TABLE _stage_steps AS SELECT {_COLS} FROM steps LIMIT 0")
+    # _stored marks rows copied back from `steps` when a file adds to runs the store already has
+    cur.execute(f"CREATE TEMP TABLE _stage_steps AS SELECT {_COLS}, false AS _stored FROM steps LIMIT 0")
+    cur.execute("ALTER TABLE _stage_steps ALTER COLUMN _stored SET DEFAULT false")
     cur.execute(f"CREATE TEMP TABLE _stage_runs AS SELECT {', '.join(RUN_FACT_COLUMNS)} FROM runs LIMIT 0")
 
 
 def drop_staging(cur: duckdb.DuckDBPyConnection) -> None:
-    for table in ("_stage_steps", "_stage_runs", "_merged_steps", "_affected"):
+    for table in ("_stage_steps", "_stage_runs", "_numbered", "_affected"):
         cur.execute(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -60,8 +62,12 @@ def merge_staged(cur: duckdb.DuckDBPyConnection, import_id: str,
                  after_steps: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> tuple[int, int]:
     """Merge the staging tables into `steps` and `runs`. Returns (runs touched, steps new or improved).
 
-    `after_steps(cur)` runs once the merged steps of the affected runs are in `_merged_steps` (numbered):
-    loaders whose run-level facts live on a root span derive them there into `_stage_runs`.
+    `after_steps(cur)` runs once the merged, numbered steps of the affected runs are in `steps` (the runs
+    are listed in `_affected`): loaders whose run-level facts live on a root span derive them into
+    `_stage_runs` there.
+
+    Dedupe and numbering work on the keys only and the wide rows (messages, payloads) are copied once, into
+    `steps`: carrying payloads through every stage made a 1M-span file several times slower.
     """
     cur.execute(
         "CREATE OR REPLACE TEMP TABLE _affected AS "
@@ -74,51 +80,39 @@ def merge_staged(cur: duckdb.DuckDBPyConnection, import_id: str,
         "SELECT count(*) > 0 FROM runs WHERE run_id IN (SELECT run_id FROM _affected)"
     ).fetchone()[0]
     if has_existing:
-        n_new = _merge_with_existing(cur)
-    else:
-        # the common case, a file of new traces: dedupe within the file only and skip the rewrite
-        n_new = cur.execute("SELECT count(DISTINCT (run_id, step_id)) FROM _stage_steps").fetchone()[0]
-        cur.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _merged_steps AS
-            SELECT {_COLS} FROM _stage_steps
-            QUALIFY row_number() OVER (PARTITION BY run_id, step_id ORDER BY {_COMPLETENESS} DESC) = 1"""
-        )
+        # a file that adds to known runs: their stored steps compete with the new ones, then are rewritten
+        cur.execute(f"""INSERT INTO _stage_steps ({_COLS}, _stored) SELECT {_COLS}, true FROM steps
+                        WHERE run_id IN (SELECT run_id FROM _affected)""")
+        cur.execute("DELETE FROM steps WHERE run_id IN (SELECT run_id FROM _affected)")
     _number_steps(cur)
+    n_new = cur.execute("SELECT count(*) FROM _numbered WHERE NOT stored").fetchone()[0]
+    wide = ", ".join(f"k.{c}" if c in ("seq", "depth") else f"s.{c}" for c in STEP_COLUMNS)
+    cur.execute(f"""INSERT INTO steps ({_COLS})
+                    SELECT {wide} FROM _stage_steps s JOIN _numbered k ON s.rowid = k.rid""")
+    cur.execute("DROP TABLE _stage_steps")
     if after_steps is not None:
         after_steps(cur)
-    cur.execute(f"INSERT INTO steps ({_COLS}) SELECT {_COLS} FROM _merged_steps")
     _rebuild_runs(cur, import_id)
     return n_runs, n_new
 
 
-def _merge_with_existing(cur: duckdb.DuckDBPyConnection) -> int:
-    cur.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _merged_steps AS
-        WITH candidates AS (
-            SELECT {_COLS}, 1 AS stored FROM steps WHERE run_id IN (SELECT run_id FROM _affected)
-            UNION ALL
-            SELECT {_COLS}, 0 AS stored FROM _stage_steps
-        )
-        SELECT {_COLS}, stored FROM candidates
-        QUALIFY row_number() OVER (
-            PARTITION BY run_id, step_id ORDER BY {_COMPLETENESS} DESC, stored DESC) = 1"""
-    )
-    n_new = cur.execute("SELECT count(*) FROM _merged_steps WHERE stored = 0").fetchone()[0]
-    cur.execute("ALTER TABLE _merged_steps DROP COLUMN stored")
-    cur.execute("DELETE FROM steps WHERE run_id IN (SELECT run_id FROM _affected)")
-    return n_new
-
-
 def _number_steps(cur: duckdb.DuckDBPyConnection) -> None:
-    """seq by start time; depth by walking parent links from the roots (bounded, so cycles cannot hang)."""
+    """Keys only: keep the most complete record per (run_id, step_id) (stored wins ties, so re-importing
+    changes nothing), seq by start time, depth by walking parent links (bounded, so cycles cannot hang)."""
     cur.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _merged_steps AS
+        f"""CREATE OR REPLACE TEMP TABLE _numbered AS
         WITH RECURSIVE
+        kept AS (
+            SELECT rowid AS rid, run_id, step_id, parent_step_id, started_at, seq AS old_seq, _stored AS stored
+            FROM _stage_steps
+            QUALIFY row_number() OVER (PARTITION BY run_id, step_id
+                                       ORDER BY {_COMPLETENESS} DESC, _stored DESC, rowid) = 1
+        ),
         base AS (
-            SELECT m.* EXCLUDE (seq, depth),
-                   (row_number() OVER (PARTITION BY m.run_id
-                        ORDER BY m.started_at NULLS LAST, (m.parent_step_id IS NOT NULL), m.seq NULLS LAST, m.step_id) - 1)::INTEGER AS seq
-            FROM _merged_steps m
+            SELECT *, (row_number() OVER (PARTITION BY run_id
+                ORDER BY started_at NULLS LAST, (parent_step_id IS NOT NULL), old_seq NULLS LAST, step_id) - 1
+            )::INTEGER AS seq
+            FROM kept
         ),
         roots AS (
             SELECT b.run_id, b.step_id FROM base b
@@ -133,7 +127,7 @@ def _number_steps(cur: duckdb.DuckDBPyConnection) -> None:
             WHERE t.depth < 64
         ),
         depths AS (SELECT run_id, step_id, min(depth)::INTEGER AS depth FROM tree GROUP BY ALL)
-        SELECT {", ".join("coalesce(d.depth, 0) AS depth" if c == "depth" else f"base.{c}" for c in STEP_COLUMNS)}
+        SELECT base.rid, base.stored, base.seq, coalesce(d.depth, 0) AS depth
         FROM base LEFT JOIN depths d USING (run_id, step_id)"""
     )
 
@@ -173,7 +167,7 @@ def _rebuild_runs(cur: duckdb.DuckDBPyConnection, import_id: str) -> None:
                 arg_min(error, seq) FILTER (error IS NOT NULL) AS error,
                 arg_min(duration_ms, seq) FILTER (depth = 0) AS root_duration,
                 arg_min(status, seq) FILTER (depth = 0) AS root_status
-            FROM _merged_steps GROUP BY run_id
+            FROM steps WHERE run_id IN (SELECT run_id FROM _affected) GROUP BY run_id
         ),
         facts AS (
             SELECT run_id, any_value(format) AS format, any_value(native_id) AS native_id,
