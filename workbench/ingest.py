@@ -24,7 +24,9 @@ from workbench.store import Store
 from workbench.store.merge import create_staging, drop_staging, merge_staged
 
 Progress = Callable[[int, int, str], None]
-_TRACE_SUFFIXES = {".json", ".jsonl", ".ndjson", ".eval", ".traj", ".parquet", ".yaml", ".yml", ".otlp"}
+# what a folder scan picks up: trace-export suffixes only, so a folder's configs and notes are not reported
+# as unrecognized files (a file named explicitly is always tried)
+_TRACE_SUFFIXES = {".json", ".jsonl", ".ndjson", ".eval", ".traj", ".parquet", ".otlp"}
 
 
 @dataclass

@@ -39,7 +39,7 @@ class OtlpLoader:
         json_format = "newline_delimited" if _is_json_lines(path) else "auto"
         # the spans go straight into the staging table (one copy of the payloads, not two); the extra
         # columns carry per-span facts the merge does not need and are dropped with the staging table
-        for column, kind in _EXTRA_COLUMNS.items():
+        for column, kind in _EXTRA_COLUMNS.items():  # identifiers from the module constant only
             cur.execute(f"ALTER TABLE _stage_steps ADD COLUMN {column} {kind}")
         cur.execute(
             f"INSERT INTO _stage_steps BY NAME ({spans_query(_source(json_format))})",
