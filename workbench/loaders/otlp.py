@@ -12,8 +12,8 @@ from pathlib import Path
 
 import duckdb
 
-from workbench import pricing
 from workbench.loaders import StageContext
+from workbench.loaders.base import estimate_costs
 from workbench.loaders.otlp_sql import MACROS, RESOURCE_SPANS_TYPE, RUN_FACTS, TEXT_MACROS, spans_query
 from workbench.models import Reject
 
@@ -47,16 +47,7 @@ class OtlpLoader:
         )
         rejects = self._rejects(cur, path, json_format, ctx)
         cur.execute("DELETE FROM _stage_steps WHERE _trace_id IS NULL")
-        _install_prices(cur)
-        cur.execute(
-            """UPDATE _stage_steps s SET
-                cost_usd = (greatest(coalesce(s.input_tokens, 0) - coalesce(s.cache_tokens, 0), 0) * p.input
-                            + coalesce(s.cache_tokens, 0) * p.cache + coalesce(s.output_tokens, 0) * p.output) / 1e6,
-                cost_estimated = true
-            FROM _prices p
-            WHERE p.model = s.model AND NOT coalesce(s.cost_usd > 0, false)
-              AND (s.input_tokens IS NOT NULL OR s.output_tokens IS NOT NULL)"""
-        )
+        estimate_costs(cur)
         cur.execute(
             "INSERT INTO _stage_runs (run_id, format, native_id) "
             "SELECT DISTINCT run_id, 'otlp', _trace_id FROM _stage_steps"
@@ -106,21 +97,6 @@ def _source(json_format: str) -> str:
               FROM read_json_objects($path, format='{json_format}', ignore_errors=true,
                                      maximum_object_size=$max_bytes))
     )"""
-
-
-def _install_prices(cur: duckdb.DuckDBPyConnection) -> None:
-    """A temp table of prices for the models in this file, resolved with the same rules as pricing.lookup."""
-    version, table = pricing.price_table()
-    models = [r[0] for r in cur.execute(
-        "SELECT DISTINCT model FROM _stage_steps WHERE model IS NOT NULL").fetchall()]
-    rows = []
-    for model in models:
-        price = pricing.lookup(model, table)
-        if price:
-            rows.append((model, price.input, price.output, price.cache))
-    cur.execute("CREATE OR REPLACE TEMP TABLE _prices (model VARCHAR, input DOUBLE, output DOUBLE, cache DOUBLE)")
-    if rows:
-        cur.executemany("INSERT INTO _prices VALUES (?, ?, ?, ?)", rows)
 
 
 def _is_json_lines(path: Path) -> bool:

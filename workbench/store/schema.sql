@@ -84,6 +84,21 @@ CREATE TABLE IF NOT EXISTS steps (
     attributes       JSON
 );
 
+CREATE TABLE IF NOT EXISTS label_events (
+    event_id         VARCHAR PRIMARY KEY,  -- deterministic for imported labels, random for reviewers' actions
+    run_id           VARCHAR NOT NULL,
+    step_id          VARCHAR,              -- NULL: the label is on the whole run
+    code             VARCHAR NOT NULL,     -- taxonomy code, e.g. tool.wrong_tool
+    severity         VARCHAR,              -- low / medium / high / critical
+    note             VARCHAR,
+    reviewer         VARCHAR NOT NULL,     -- a person, or `imported` for labels that came with a trace file
+    created_at       TIMESTAMP NOT NULL,
+    action           VARCHAR NOT NULL,     -- add / remove / settle
+    taxonomy_version VARCHAR,
+    source           VARCHAR,              -- app, bulk:<batch>, import:<import_id>, notebook
+    batch_id         VARCHAR               -- events made by one bulk action share it (undo takes the batch)
+);
+
 CREATE TABLE IF NOT EXISTS rejects (
     import_id VARCHAR NOT NULL,
     location  VARCHAR NOT NULL,            -- "line 12", "/resourceSpans/0/..." or the file itself
