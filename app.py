@@ -8,5 +8,7 @@ st.navigation(
         st.Page("app_pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
         st.Page("app_pages/runs.py", title="Runs", icon=":material/table_rows:"),
         st.Page("app_pages/run.py", title="Run", icon=":material/route:", url_path="run"),
+        st.Page("app_pages/rubrics.py", title="Rubrics", icon=":material/rule:", url_path="rubrics"),
+        st.Page("app_pages/costs.py", title="Costs", icon=":material/payments:", url_path="costs"),
     ]
 ).run()

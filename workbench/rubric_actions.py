@@ -166,6 +166,6 @@ def _evaluate(cur: duckdb.DuckDBPyConnection, a: ExpectedActionsArgs) -> pd.Data
 
 
 EXPECTED_ACTIONS = register_scorer(Scorer(
-    name="expected_actions", args_model=ExpectedActionsArgs, python=_evaluate,
+    name="expected_actions", args_model=ExpectedActionsArgs, python=_evaluate, example={"match": "subsequence"},
     doc="The run's tool calls contain the task's expected actions with equal arguments (tau-bench style); "
         "value = share of expected actions matched; runs without expected actions are not decided."))

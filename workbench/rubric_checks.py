@@ -65,6 +65,8 @@ class Scorer:
     name: str
     args_model: type[Args]
     doc: str
+    example: dict[str, Any]
+    """Arguments that make a meaningful check; the conformance test runs every scorer with them."""
     sql: Callable[[Any], tuple[str, dict[str, Any]]] | None = None
     """args -> (query over `_target`, parameters)."""
     python: Callable[[duckdb.DuckDBPyConnection, Any], pd.DataFrame] | None = None
@@ -75,9 +77,13 @@ class Scorer:
         results directly)."""
         if self.sql is not None:
             query, params = self.sql(args)
-            return cur.execute(query, params).df()
-        assert self.python is not None
-        return self.python(cur, args)
+            frame = cur.execute(query, params).df()
+        else:
+            assert self.python is not None
+            frame = self.python(cur, args)
+        # one set of dtypes whichever way the scorer is written
+        return frame[list(RESULT_COLUMNS)].astype(
+            {"run_id": "str", "value": "float64", "passed": "boolean", "step_id": "str", "evidence": "str"})
 
 
 _REGISTRY: dict[str, Scorer] = {}
@@ -110,9 +116,10 @@ def registry() -> dict[str, Scorer]:
     return found
 
 
-def _sql_scorer(name: str, args_model: type[Args]):
+def _sql_scorer(name: str, args_model: type[Args], example: dict[str, Any]):
     def wrap(fn: Callable[[Any], tuple[str, dict[str, Any]]]):
-        register_scorer(Scorer(name=name, args_model=args_model, doc=(fn.__doc__ or "").strip(), sql=fn))
+        register_scorer(Scorer(name=name, args_model=args_model, doc=(fn.__doc__ or "").strip(), example=example,
+                               sql=fn))
         return fn
     return wrap
 
@@ -150,7 +157,7 @@ class OutcomeArgs(Args):
     """The outcome a run must have; runs whose outcome is unknown are not decided (passed NULL)."""
 
 
-@_sql_scorer("outcome", OutcomeArgs)
+@_sql_scorer("outcome", OutcomeArgs, {})
 def _outcome(a: OutcomeArgs) -> tuple[str, dict[str, Any]]:
     """The run's recorded outcome equals `equals` (value 1 for success, 0 for failure)."""
     return ("""SELECT t.run_id, CASE r.outcome WHEN 'success' THEN 1.0 WHEN 'failure' THEN 0.0 END AS value,
@@ -185,7 +192,7 @@ class LimitArgs(Args):
         return self
 
 
-@_sql_scorer("limit", LimitArgs)
+@_sql_scorer("limit", LimitArgs, {"metric": "steps", "max": 5})
 def _limit(a: LimitArgs) -> tuple[str, dict[str, Any]]:
     """A run-level figure stays within [min, max]; a run that did not record the figure is not decided."""
     params = {"max": a.max, "min": a.min, "metric": a.metric}
@@ -211,7 +218,7 @@ class ToolCalledArgs(_ToolArgs):
     """At least this many matching calls."""
 
 
-@_sql_scorer("tool_called", ToolCalledArgs)
+@_sql_scorer("tool_called", ToolCalledArgs, {"tool": "lookup_order"})
 def _tool_called(a: ToolCalledArgs) -> tuple[str, dict[str, Any]]:
     """The run called one of `tool` (with arguments matching `args_pattern`) at least `min_count` times."""
     params: dict[str, Any] = {"min_count": a.min_count}
@@ -224,7 +231,7 @@ def _tool_called(a: ToolCalledArgs) -> tuple[str, dict[str, Any]]:
         FROM _target t LEFT JOIN c USING (run_id)""", params)
 
 
-@_sql_scorer("tool_not_called", _ToolArgs)
+@_sql_scorer("tool_not_called", _ToolArgs, {"tool": ["refund_order"]})
 def _tool_not_called(a: _ToolArgs) -> tuple[str, dict[str, Any]]:
     """The run never called any of `tool` (with arguments matching `args_pattern`); evidence: the first call."""
     params: dict[str, Any] = {}
@@ -244,7 +251,7 @@ class ToolOrderArgs(Args):
     """... before the first call of this one. Runs that never call `then` are not decided."""
 
 
-@_sql_scorer("tool_order", ToolOrderArgs)
+@_sql_scorer("tool_order", ToolOrderArgs, {"first": "lookup_order", "then": "refund_order"})
 def _tool_order(a: ToolOrderArgs) -> tuple[str, dict[str, Any]]:
     """`first` was called before the first call of `then` (value 1 / 0; NULL when `then` was not called)."""
     return ("""WITH f AS (SELECT s.run_id, min(s.seq) FILTER (s.tool_name = $first) AS fs,
@@ -279,7 +286,7 @@ def _failed_expr(pattern: str | None, params: dict[str, Any]) -> str:
     return f"({_FAILED} OR coalesce(regexp_matches(s.tool_result, $error_result_pattern), false))"
 
 
-@_sql_scorer("no_unhandled_errors", NoErrorsArgs)
+@_sql_scorer("no_unhandled_errors", NoErrorsArgs, {})
 def _no_unhandled_errors(a: NoErrorsArgs) -> tuple[str, dict[str, Any]]:
     """No failed step is left unhandled; value = number of unhandled failed steps, evidence = the first."""
     params: dict[str, Any] = {"exclude": list(a.exclude_kinds)}
@@ -303,7 +310,7 @@ class NoLoopsArgs(Args):
     """Identical calls (same tool, same arguments) allowed per run; more is a loop."""
 
 
-@_sql_scorer("no_loops", NoLoopsArgs)
+@_sql_scorer("no_loops", NoLoopsArgs, {"max_identical": 3})
 def _no_loops(a: NoLoopsArgs) -> tuple[str, dict[str, Any]]:
     """No tool call is repeated identically more than `max_identical` times; value = the largest repeat count,
     evidence = the first of those calls."""
@@ -341,13 +348,13 @@ def _pattern_sql(a: PatternArgs, *, must_match: bool) -> tuple[str, dict[str, An
         FROM _target t JOIN runs r USING (run_id)""", {"pattern": a.pattern, "must": must_match, "field": a.field})
 
 
-@_sql_scorer("output_matches", PatternArgs)
+@_sql_scorer("output_matches", PatternArgs, {"pattern": "(?i)refund"})
 def _output_matches(a: PatternArgs) -> tuple[str, dict[str, Any]]:
     """The run's output (or input / error) matches `pattern`."""
     return _pattern_sql(a, must_match=True)
 
 
-@_sql_scorer("output_not_matches", PatternArgs)
+@_sql_scorer("output_not_matches", PatternArgs, {"pattern": "(?i)refund"})
 def _output_not_matches(a: PatternArgs) -> tuple[str, dict[str, Any]]:
     """The run's output (or input / error) does not match `pattern`; evidence = the matched text."""
     return _pattern_sql(a, must_match=False)
@@ -362,7 +369,7 @@ class LastResultArgs(Args):
     """False: the last result must not match (e.g. `FAILED`); True: it must."""
 
 
-@_sql_scorer("last_result", LastResultArgs)
+@_sql_scorer("last_result", LastResultArgs, {"tool": "run_tests", "pattern": "FAILED"})
 def _last_result(a: LastResultArgs) -> tuple[str, dict[str, Any]]:
     """The last call of `tool` returned a result that matches (or, by default, does not match) `pattern`:
     e.g. the last test run did not fail. Evidence: that call."""
@@ -448,13 +455,13 @@ def _gate_sql(kind: str, a: _GateArgs, tools: list[str], args_pattern: str | Non
         FROM _target t LEFT JOIN agg USING (run_id)""", params)
 
 
-@_sql_scorer("guardrail_before", GuardrailBeforeArgs)
+@_sql_scorer("guardrail_before", GuardrailBeforeArgs, {"tool": "refund_order"})
 def _guardrail_before(a: GuardrailBeforeArgs) -> tuple[str, dict[str, Any]]:
     """Each call of `tool` comes after a guardrail step (named like `name_pattern`) that did not block it."""
     return _gate_sql("guardrail", a, list(a.tool), a.args_pattern)
 
 
-@_sql_scorer("human_required", HumanRequiredArgs)
+@_sql_scorer("human_required", HumanRequiredArgs, {"before_tool": "run_shell"})
 def _human_required(a: HumanRequiredArgs) -> tuple[str, dict[str, Any]]:
     """A human step is present (scope it with the criterion's `when`), or, with `before_tool`, comes before
     each call of that tool without rejecting it."""
