@@ -85,8 +85,10 @@ def _frame_query(frame: pd.DataFrame) -> tuple[str, dict[str, Any]]:
 
 
 def _judge_frame(cur, crit: Criterion, judge: Callable[[JudgeRequest], JudgeResult]) -> pd.DataFrame:
-    runs = cur.execute("SELECT r.run_id, r.agent, r.agent_version, r.task_id, r.input, r.output FROM _target "
-                       "JOIN runs r USING (run_id) ORDER BY r.run_id").df()
+    found = cur.execute("SELECT r.run_id, r.agent, r.agent_version, r.task_id, r.input, r.output FROM _target "
+                        "JOIN runs r USING (run_id) ORDER BY r.run_id")
+    names = [d[0] for d in found.description]
+    runs = [dict(zip(names, row, strict=True)) for row in found.fetchall()]  # None stays None (not NaN)
     steps = cur.execute(
         "SELECT run_id, kind, coalesce(tool_name, name, kind) AS what, left(CAST(tool_args AS VARCHAR), 300) AS a, "
         "left(coalesce(error, tool_result, ''), 300) AS res FROM steps JOIN _target USING (run_id) "
@@ -95,7 +97,7 @@ def _judge_frame(cur, crit: Criterion, judge: Callable[[JudgeRequest], JudgeResu
     for r in steps.itertuples(index=False):
         lines.setdefault(r.run_id, []).append(f"[{r.kind}] {r.what} {r.a or ''} -> {r.res}")
     rows = []
-    for run in runs.to_dict("records"):
+    for run in runs:
         request = JudgeRequest(crit.id, crit.prompt or "", crit.scale, run, "\n".join(lines.get(run["run_id"], [])))
         try:
             res = judge(request)
