@@ -80,22 +80,16 @@ def refresh_derived(store: Store, *, force: bool = False) -> bool:
     try:
         stamp = _fingerprint(cur)
         row = cur.execute("SELECT value FROM meta WHERE key = 'derived_fingerprint'").fetchone()
-        if not force and row and row[0] == stamp:
-            return False
-        with store.write_lock:  # not store.transaction(): derived data must not move the data version
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                cur.execute("DELETE FROM call_facts")
-                cur.execute("DELETE FROM run_flags")
-                cur.execute(_BUILD_CALLS)
-                cur.execute(_BUILD_FLAGS)
-                cur.execute("INSERT OR REPLACE INTO meta VALUES ('derived_fingerprint', $s)", {"s": stamp})
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
     finally:
         cur.close()
+    if not force and row and row[0] == stamp:
+        return False
+    with store.transaction(bump_version=False) as cur:  # derived data must not move the data version
+        cur.execute("DELETE FROM call_facts")
+        cur.execute("DELETE FROM run_flags")
+        cur.execute(_BUILD_CALLS)
+        cur.execute(_BUILD_FLAGS)
+        cur.execute("INSERT OR REPLACE INTO meta VALUES ('derived_fingerprint', $s)", {"s": stamp})
     return True
 
 

@@ -18,7 +18,6 @@ SQL is built only from the fixed fragments below; every value (tool names, patte
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -27,7 +26,7 @@ from typing import Annotated, Any, Literal
 
 import duckdb
 import pandas as pd
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 RESULT_COLUMNS = ("run_id", "value", "passed", "step_id", "evidence")
 
@@ -56,6 +55,8 @@ def check_pattern(pattern: str | None) -> str | None:
 
 Pattern = Annotated[str, AfterValidator(check_pattern)]
 OptPattern = Annotated[str | None, AfterValidator(check_pattern)]
+#: One tool name or a list of them (a single name in a rubric file becomes a one-element list).
+ToolList = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def register_scorer(scorer: Scorer) -> Scorer:
 
 def registry() -> dict[str, Scorer]:
     """Every scorer: the built-in ones and those registered under the `workbench.scorers` entry points."""
-    from workbench import rubric_actions  # noqa: F401  (the expected-actions scorer registers on import)
+    from workbench import rubric_actions, rubric_controls  # noqa: F401  (these scorers register on import)
 
     found = dict(_REGISTRY)
     for ep in entry_points(group="workbench.scorers"):
@@ -116,7 +117,7 @@ def registry() -> dict[str, Scorer]:
     return found
 
 
-def _sql_scorer(name: str, args_model: type[Args], example: dict[str, Any]):
+def sql_scorer(name: str, args_model: type[Args], example: dict[str, Any]):
     def wrap(fn: Callable[[Any], tuple[str, dict[str, Any]]]):
         register_scorer(Scorer(name=name, args_model=args_model, doc=(fn.__doc__ or "").strip(), example=example,
                                sql=fn))
@@ -126,19 +127,14 @@ def _sql_scorer(name: str, args_model: type[Args], example: dict[str, Any]):
 
 # -- shared fragments ---------------------------------------------------------------------------------------
 _FAILED = "(s.status = 'error' OR s.error IS NOT NULL)"
-_ARGS_TEXT = "CAST(s.tool_args AS VARCHAR)"
+ARGS_TEXT = "CAST(s.tool_args AS VARCHAR)"
 
 
 class _ToolArgs(Args):
-    tool: list[str] = Field(min_length=1)
+    tool: ToolList = Field(min_length=1)
     """Tool name(s); a call of any of them counts."""
     args_pattern: OptPattern = None
     """Only calls whose arguments (as JSON text) match this regular expression count."""
-
-    @field_validator("tool", mode="before")
-    @classmethod
-    def _listify(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
 
 
 
@@ -147,7 +143,7 @@ def _call_filter(a: _ToolArgs, params: dict[str, Any]) -> str:
     clause = "list_contains($tools, s.tool_name)"
     if a.args_pattern is not None:
         params["args_pattern"] = a.args_pattern
-        clause += f" AND regexp_matches({_ARGS_TEXT}, $args_pattern)"
+        clause += f" AND regexp_matches({ARGS_TEXT}, $args_pattern)"
     return clause
 
 
@@ -157,7 +153,7 @@ class OutcomeArgs(Args):
     """The outcome a run must have; runs whose outcome is unknown are not decided (passed NULL)."""
 
 
-@_sql_scorer("outcome", OutcomeArgs, {})
+@sql_scorer("outcome", OutcomeArgs, {})
 def _outcome(a: OutcomeArgs) -> tuple[str, dict[str, Any]]:
     """The run's recorded outcome equals `equals` (value 1 for success, 0 for failure)."""
     return ("""SELECT t.run_id, CASE r.outcome WHEN 'success' THEN 1.0 WHEN 'failure' THEN 0.0 END AS value,
@@ -192,7 +188,7 @@ class LimitArgs(Args):
         return self
 
 
-@_sql_scorer("limit", LimitArgs, {"metric": "steps", "max": 5})
+@sql_scorer("limit", LimitArgs, {"metric": "steps", "max": 5})
 def _limit(a: LimitArgs) -> tuple[str, dict[str, Any]]:
     """A run-level figure stays within [min, max]; a run that did not record the figure is not decided."""
     params = {"max": a.max, "min": a.min, "metric": a.metric}
@@ -218,7 +214,7 @@ class ToolCalledArgs(_ToolArgs):
     """At least this many matching calls."""
 
 
-@_sql_scorer("tool_called", ToolCalledArgs, {"tool": "lookup_order"})
+@sql_scorer("tool_called", ToolCalledArgs, {"tool": "lookup_order"})
 def _tool_called(a: ToolCalledArgs) -> tuple[str, dict[str, Any]]:
     """The run called one of `tool` (with arguments matching `args_pattern`) at least `min_count` times."""
     params: dict[str, Any] = {"min_count": a.min_count}
@@ -231,7 +227,7 @@ def _tool_called(a: ToolCalledArgs) -> tuple[str, dict[str, Any]]:
         FROM _target t LEFT JOIN c USING (run_id)""", params)
 
 
-@_sql_scorer("tool_not_called", _ToolArgs, {"tool": ["refund_order"]})
+@sql_scorer("tool_not_called", _ToolArgs, {"tool": ["refund_order"]})
 def _tool_not_called(a: _ToolArgs) -> tuple[str, dict[str, Any]]:
     """The run never called any of `tool` (with arguments matching `args_pattern`); evidence: the first call."""
     params: dict[str, Any] = {}
@@ -251,7 +247,7 @@ class ToolOrderArgs(Args):
     """... before the first call of this one. Runs that never call `then` are not decided."""
 
 
-@_sql_scorer("tool_order", ToolOrderArgs, {"first": "lookup_order", "then": "refund_order"})
+@sql_scorer("tool_order", ToolOrderArgs, {"first": "lookup_order", "then": "refund_order"})
 def _tool_order(a: ToolOrderArgs) -> tuple[str, dict[str, Any]]:
     """`first` was called before the first call of `then` (value 1 / 0; NULL when `then` was not called)."""
     return ("""WITH f AS (SELECT s.run_id, min(s.seq) FILTER (s.tool_name = $first) AS fs,
@@ -286,7 +282,7 @@ def _failed_expr(pattern: str | None, params: dict[str, Any]) -> str:
     return f"({_FAILED} OR coalesce(regexp_matches(s.tool_result, $error_result_pattern), false))"
 
 
-@_sql_scorer("no_unhandled_errors", NoErrorsArgs, {})
+@sql_scorer("no_unhandled_errors", NoErrorsArgs, {})
 def _no_unhandled_errors(a: NoErrorsArgs) -> tuple[str, dict[str, Any]]:
     """No failed step is left unhandled; value = number of unhandled failed steps, evidence = the first."""
     params: dict[str, Any] = {"exclude": list(a.exclude_kinds)}
@@ -310,14 +306,14 @@ class NoLoopsArgs(Args):
     """Identical calls (same tool, same arguments) allowed per run; more is a loop."""
 
 
-@_sql_scorer("no_loops", NoLoopsArgs, {"max_identical": 3})
+@sql_scorer("no_loops", NoLoopsArgs, {"max_identical": 3})
 def _no_loops(a: NoLoopsArgs) -> tuple[str, dict[str, Any]]:
     """No tool call is repeated identically more than `max_identical` times; value = the largest repeat count,
     evidence = the first of those calls."""
     return (f"""WITH c AS (SELECT s.run_id, s.tool_name, count(*) AS n, min(s.seq) AS first_seq,
                 arg_min(s.step_id, s.seq) AS first_step
             FROM steps s JOIN _target USING (run_id) WHERE s.tool_name IS NOT NULL
-            GROUP BY s.run_id, s.tool_name, {_ARGS_TEXT}),
+            GROUP BY s.run_id, s.tool_name, {ARGS_TEXT}),
         m AS (SELECT * FROM c QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY n DESC, first_seq) = 1)
         SELECT t.run_id, coalesce(m.n, 0)::DOUBLE AS value, coalesce(m.n, 0) <= $max AS passed,
             CASE WHEN m.n > $max THEN m.first_step END AS step_id,
@@ -348,13 +344,13 @@ def _pattern_sql(a: PatternArgs, *, must_match: bool) -> tuple[str, dict[str, An
         FROM _target t JOIN runs r USING (run_id)""", {"pattern": a.pattern, "must": must_match, "field": a.field})
 
 
-@_sql_scorer("output_matches", PatternArgs, {"pattern": "(?i)refund"})
+@sql_scorer("output_matches", PatternArgs, {"pattern": "(?i)refund"})
 def _output_matches(a: PatternArgs) -> tuple[str, dict[str, Any]]:
     """The run's output (or input / error) matches `pattern`."""
     return _pattern_sql(a, must_match=True)
 
 
-@_sql_scorer("output_not_matches", PatternArgs, {"pattern": "(?i)refund"})
+@sql_scorer("output_not_matches", PatternArgs, {"pattern": "(?i)refund"})
 def _output_not_matches(a: PatternArgs) -> tuple[str, dict[str, Any]]:
     """The run's output (or input / error) does not match `pattern`; evidence = the matched text."""
     return _pattern_sql(a, must_match=False)
@@ -369,7 +365,7 @@ class LastResultArgs(Args):
     """False: the last result must not match (e.g. `FAILED`); True: it must."""
 
 
-@_sql_scorer("last_result", LastResultArgs, {"tool": "run_tests", "pattern": "FAILED"})
+@sql_scorer("last_result", LastResultArgs, {"tool": "run_tests", "pattern": "FAILED"})
 def _last_result(a: LastResultArgs) -> tuple[str, dict[str, Any]]:
     """The last call of `tool` returned a result that matches (or, by default, does not match) `pattern`:
     e.g. the last test run did not fail. Evidence: that call."""
@@ -381,99 +377,3 @@ def _last_result(a: LastResultArgs) -> tuple[str, dict[str, Any]]:
                  WHEN m.hit THEN 'last ' || $tool || ' result matched ' || left(regexp_extract(m.res, $pattern), 120)
                  ELSE 'last ' || $tool || ' result did not match' END AS evidence
         FROM _target t LEFT JOIN m USING (run_id)""", {"tool": a.tool, "pattern": a.pattern, "must": a.must_match})
-
-
-# -- controls: a human or a guardrail before an action -----------------------------------------------------
-class _GateArgs(Args):
-    name_pattern: OptPattern = None
-    """Only gate steps whose name matches this pattern count (e.g. `refund_policy`)."""
-    block_attribute: str | None = None
-    """Step attribute holding the gate's decision; values in `block_values` mean the gate said no."""
-    block_values: list[str] = ["block", "blocked", "deny", "denied", "reject", "rejected"]
-
-
-
-class HumanRequiredArgs(_GateArgs):
-    before_tool: list[str] | None = None
-    """When given, every call of these tools (matching `args_pattern`) must come after a human step that
-    did not reject; runs that never call them are not decided. Without it, the run needs one human step."""
-    args_pattern: OptPattern = None
-    block_attribute: str | None = "workbench.human.decision"
-
-    @field_validator("before_tool", mode="before")
-    @classmethod
-    def _listify(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
-
-
-
-class GuardrailBeforeArgs(_GateArgs):
-    tool: list[str] = Field(min_length=1)
-    """Every call of these tools must come after a guardrail step that did not block."""
-    args_pattern: OptPattern = None
-    block_attribute: str | None = "workbench.guardrail.decision"
-
-    @field_validator("tool", mode="before")
-    @classmethod
-    def _listify(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
-
-
-
-def _gate_sql(kind: str, a: _GateArgs, tools: list[str], args_pattern: str | None) -> tuple[str, dict[str, Any]]:
-    """Every matching tool call has a gate step (of `kind`) before it, and the nearest one did not say no."""
-    params: dict[str, Any] = {"kind": kind, "tools": tools, "block_values": [v.lower() for v in a.block_values]}
-    gate_where = "s.kind = $kind"
-    if a.name_pattern is not None:
-        params["name_pattern"] = a.name_pattern
-        gate_where += " AND coalesce(regexp_matches(s.name, $name_pattern), false)"
-    blocked = "s.status = 'error'"
-    if a.block_attribute is not None:
-        params["block_path"] = "$." + json.dumps(a.block_attribute)
-        blocked += (" OR coalesce(list_contains($block_values, "
-                    "lower(json_extract_string(s.attributes, $block_path))), false)")
-    call_where = "list_contains($tools, s.tool_name)"
-    if args_pattern is not None:
-        params["args_pattern"] = args_pattern
-        call_where += f" AND regexp_matches({_ARGS_TEXT}, $args_pattern)"
-    return (f"""WITH calls AS (SELECT s.run_id, s.step_id, s.seq, s.tool_name FROM steps s JOIN _target USING (run_id)
-                WHERE {call_where}),
-        g AS (SELECT s.run_id, s.seq, s.step_id, ({blocked}) AS blocked FROM steps s JOIN _target USING (run_id)
-              WHERE {gate_where}),
-        j AS (SELECT c.*, g.step_id AS gate, g.blocked FROM calls c ASOF LEFT JOIN g
-              ON c.run_id = g.run_id AND c.seq > g.seq),
-        agg AS (SELECT run_id, count(*) AS n_calls, count(*) FILTER (gate IS NULL OR blocked) AS n_bad,
-                arg_min(step_id, seq) FILTER (gate IS NULL OR blocked) AS bad_step,
-                arg_min(CASE WHEN gate IS NULL THEN tool_name || ' without a ' || $kind || ' step before it'
-                             ELSE tool_name || ' run although the ' || $kind || ' step said no' END, seq)
-                    FILTER (gate IS NULL OR blocked) AS why
-            FROM j GROUP BY run_id)
-        SELECT t.run_id, agg.n_bad::DOUBLE AS value, agg.n_bad = 0 AS passed, agg.bad_step AS step_id,
-            CASE WHEN agg.n_calls IS NULL THEN 'tool not called'
-                 WHEN agg.n_bad = 0 THEN agg.n_calls || ' call(s), each after a ' || $kind || ' step'
-                 ELSE agg.n_bad || ' of ' || agg.n_calls || ' call(s) not cleared: ' || agg.why END AS evidence
-        FROM _target t LEFT JOIN agg USING (run_id)""", params)
-
-
-@_sql_scorer("guardrail_before", GuardrailBeforeArgs, {"tool": "refund_order"})
-def _guardrail_before(a: GuardrailBeforeArgs) -> tuple[str, dict[str, Any]]:
-    """Each call of `tool` comes after a guardrail step (named like `name_pattern`) that did not block it."""
-    return _gate_sql("guardrail", a, list(a.tool), a.args_pattern)
-
-
-@_sql_scorer("human_required", HumanRequiredArgs, {"before_tool": "run_shell"})
-def _human_required(a: HumanRequiredArgs) -> tuple[str, dict[str, Any]]:
-    """A human step is present (scope it with the criterion's `when`), or, with `before_tool`, comes before
-    each call of that tool without rejecting it."""
-    if a.before_tool:
-        return _gate_sql("human", a, list(a.before_tool), a.args_pattern)
-    params: dict[str, Any] = {}
-    where = "s.kind = 'human'"
-    if a.name_pattern is not None:
-        params["name_pattern"] = a.name_pattern
-        where += " AND coalesce(regexp_matches(s.name, $name_pattern), false)"
-    return (f"""WITH h AS (SELECT s.run_id, count(*) AS n, arg_min(s.step_id, s.seq) AS first_step
-            FROM steps s JOIN _target USING (run_id) WHERE {where} GROUP BY s.run_id)
-        SELECT t.run_id, coalesce(h.n, 0)::DOUBLE AS value, h.n IS NOT NULL AS passed, h.first_step AS step_id,
-            CASE WHEN h.n IS NULL THEN 'no human step' ELSE h.n || ' human step(s)' END AS evidence
-        FROM _target t LEFT JOIN h USING (run_id)""", params)
