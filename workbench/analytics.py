@@ -22,6 +22,7 @@ Definitions (also in docs/analytics.md):
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -44,37 +45,60 @@ _BUILD_CALLS = """INSERT INTO call_facts
 WITH t AS (SELECT run_id, step_id, seq, tool_name, md5(coalesce(CAST(tool_args AS VARCHAR), '')) AS h,
                   (status = 'error' OR error IS NOT NULL) AS failed
            FROM steps WHERE tool_name IS NOT NULL),
-l AS (SELECT run_id, step_id, seq, cost_usd FROM steps WHERE kind = 'llm'),
-j AS (SELECT t.*, l.step_id AS llm_step_id, l.cost_usd FROM t ASOF LEFT JOIN l ON t.run_id = l.run_id AND t.seq > l.seq)
+l AS (SELECT run_id, step_id, seq, cost_usd, cost_estimated FROM steps WHERE kind = 'llm'),
+j AS (SELECT t.*, l.step_id AS llm_step_id, l.cost_usd, l.cost_estimated
+      FROM t ASOF LEFT JOIN l ON t.run_id = l.run_id AND t.seq > l.seq)
 SELECT run_id, step_id, seq, tool_name, failed,
+    row_number() OVER (PARTITION BY run_id, tool_name ORDER BY seq)::INTEGER AS tool_n,
     row_number() OVER (PARTITION BY run_id, tool_name, h ORDER BY seq)::INTEGER AS repeat_n,
     coalesce(lag(failed) OVER (PARTITION BY run_id, tool_name ORDER BY seq), false) AS is_retry,
     llm_step_id,
-    cost_usd / count(*) OVER (PARTITION BY run_id, llm_step_id) AS cost_share
+    cost_usd / count(*) OVER (PARTITION BY run_id, llm_step_id) AS cost_share, cost_estimated
 FROM j"""
 
-_BUILD_FLAGS = f"""INSERT INTO run_flags
+_BUILD_STEP_COSTS = f"""INSERT INTO step_costs
+SELECT run_id, CASE WHEN grouping(model) = 0 THEN 'model' WHEN grouping(provider) = 0 THEN 'provider'
+                    ELSE 'kind' END,
+    coalesce(model, provider, kind), count(*)::INTEGER, sum(cost_usd), sum(cost_usd) FILTER (cost_estimated),
+    sum(input_tokens), sum(output_tokens), sum(cache_tokens), sum(reasoning_tokens),
+    count(*) FILTER (cost_usd IS NULL AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL))::INTEGER
+FROM steps WHERE {_LEAF} GROUP BY GROUPING SETS ((run_id, model), (run_id, provider), (run_id, kind))"""
+
+_BUILD_FLAGS = """INSERT INTO run_flags
 WITH c AS (SELECT run_id, count(*) FILTER (is_retry) AS n_retry, max(repeat_n) AS max_identical,
                   sum(cost_share) FILTER (repeat_n > 1) AS loop_cost, sum(cost_share) FILTER (is_retry) AS retry_cost
            FROM call_facts GROUP BY run_id),
-s AS (SELECT run_id, count(*) FILTER (kind = 'human') AS n_human,
-          CAST(sum(CAST(cost_usd AS DECIMAL(18, 12))) FILTER ({_LEAF} AND cost_estimated) AS DOUBLE) AS est,
-          CAST(sum(CAST(cost_usd AS DECIMAL(18, 12))) FILTER ({_LEAF} AND cost_estimated IS NOT TRUE) AS DOUBLE)
-              AS rep
-      FROM steps GROUP BY run_id),
-lr AS (SELECT run_id, count(*) AS n, sum(cost_usd) AS cost FROM (
-          SELECT run_id, cost_usd, lag(status = 'error' OR error IS NOT NULL)
-              OVER (PARTITION BY run_id ORDER BY seq) AS prev_failed FROM steps WHERE kind = 'llm')
-       WHERE prev_failed GROUP BY run_id)
-SELECT r.run_id, coalesce(s.n_human, 0), coalesce(c.n_retry, 0) + coalesce(lr.n, 0), coalesce(c.max_identical, 0),
-    coalesce(c.loop_cost, 0), coalesce(c.retry_cost, 0) + coalesce(lr.cost, 0), s.est, s.rep
-FROM runs r LEFT JOIN s USING (run_id) LEFT JOIN c USING (run_id) LEFT JOIN lr USING (run_id)"""
+sc AS (SELECT run_id, sum(n_steps) FILTER (key = 'human') AS n_human,
+           CAST(sum(CAST(estimated_usd AS DECIMAL(18, 12))) AS DOUBLE) AS est,
+           CAST(sum(CAST(cost_usd AS DECIMAL(18, 12)) - coalesce(CAST(estimated_usd AS DECIMAL(18, 12)), 0))
+                AS DOUBLE) AS rep
+       FROM step_costs WHERE dim = 'kind' GROUP BY run_id),
+l AS (SELECT run_id, step_id, cost_usd, cost_estimated, lag(status = 'error' OR error IS NOT NULL)
+          OVER (PARTITION BY run_id ORDER BY seq) AS prev_failed FROM steps WHERE kind = 'llm'),
+lr AS (SELECT l.run_id, count(*) FILTER (prev_failed) AS n, sum(cost_usd) FILTER (prev_failed) AS cost,
+           sum(cost_usd) FILTER (a.llm_step_id IS NULL) AS answer,
+           sum(cost_usd) FILTER (a.llm_step_id IS NULL AND cost_estimated) AS answer_est
+       FROM l LEFT JOIN (SELECT DISTINCT run_id, llm_step_id FROM call_facts) a
+           ON a.run_id = l.run_id AND a.llm_step_id = l.step_id
+       GROUP BY l.run_id)
+SELECT r.run_id, r.agent, r.agent_version, r.format, r.task_id, r.started_at, r.status, r.outcome, r.duration_ms, r.cost_usd,
+    r.input_tokens, r.output_tokens, r.cache_tokens, r.reasoning_tokens,
+    coalesce(sc.n_human, 0), coalesce(c.n_retry, 0) + coalesce(lr.n, 0), coalesce(c.max_identical, 0),
+    coalesce(c.loop_cost, 0), coalesce(c.retry_cost, 0) + coalesce(lr.cost, 0), sc.est, sc.rep,
+    coalesce(lr.answer, 0), coalesce(lr.answer_est, 0)
+FROM runs r LEFT JOIN sc USING (run_id) LEFT JOIN c USING (run_id) LEFT JOIN lr USING (run_id)"""
+
+
+_CHECKED: weakref.WeakKeyDictionary[Store, int] = weakref.WeakKeyDictionary()
 
 
 def refresh_derived(store: Store, *, force: bool = False) -> bool:
-    """Rebuild `call_facts` and `run_flags` when the steps changed since the last build. Returns True when it
-    rebuilt. A read-only store is left as it is."""
+    """Rebuild `call_facts`, `step_costs` and `run_flags` when the store changed since the last build. Returns
+    True when it rebuilt. A read-only store is left as it is."""
     if store.read_only:
+        return False
+    version = store.data_version()
+    if not force and _CHECKED.get(store) == version:  # nothing was written since the last look
         return False
     cur = store.cursor()
     try:
@@ -82,13 +106,15 @@ def refresh_derived(store: Store, *, force: bool = False) -> bool:
         row = cur.execute("SELECT value FROM meta WHERE key = 'derived_fingerprint'").fetchone()
     finally:
         cur.close()
+    _CHECKED[store] = version
     if not force and row and row[0] == stamp:
         return False
     with store.transaction(bump_version=False) as cur:  # derived data must not move the data version
-        cur.execute("DELETE FROM call_facts")
-        cur.execute("DELETE FROM run_flags")
+        for table in ("call_facts", "step_costs", "run_flags"):
+            cur.execute(f"DELETE FROM {table}")
         cur.execute(_BUILD_CALLS)
-        cur.execute(_BUILD_FLAGS)
+        cur.execute(_BUILD_STEP_COSTS)
+        cur.execute(_BUILD_FLAGS)  # reads the two above
         cur.execute("INSERT OR REPLACE INTO meta VALUES ('derived_fingerprint', $s)", {"s": stamp})
     return True
 
@@ -102,8 +128,7 @@ _METRICS = """count(*) AS runs,
     avg((coalesce(n_human, 0) > 0)::INT) AS human_share,
     coalesce(sum(cost_usd), 0) / nullif(count(*) FILTER (outcome = 'success'), 0) AS cost_per_success,
     coalesce(sum(cost_usd), 0) AS cost,
-    quantile_cont(duration_ms, 0.5) AS p50_ms, quantile_cont(duration_ms, 0.95) AS p95_ms,
-    quantile_cont(duration_ms, 0.99) AS p99_ms,
+    quantile_cont(duration_ms, [0.5, 0.95, 0.99]) AS q,
     avg((status = 'error')::INT) AS error_rate,
     avg((coalesce(n_retries, 0) > 0)::INT) AS retry_rate"""
 
@@ -152,7 +177,13 @@ class ServiceLevels:
 
 def _scoped(frame: pd.DataFrame) -> pd.DataFrame:
     total = frame.pop("is_total").astype(bool)
-    frame.loc[total, ["agent", "agent_version"]] = ALL
+    for col in ("agent", "agent_version"):
+        frame[col] = frame[col].where(~total, ALL)
+    # one sort per group gives the three percentiles (three quantile aggregates sorted three times)
+    q = frame.pop("q")
+    for i, name in enumerate(("p50_ms", "p95_ms", "p99_ms")):
+        frame[name] = [v[i] if v is not None and len(v) else None for v in q]
+        frame[name] = frame[name].astype("float64")
     return frame
 
 
@@ -165,9 +196,7 @@ def service_levels(store: Store, flt: RunFilter | None = None) -> ServiceLevels:
         >>> sl.compare()                                   # the fleet, this week vs last   # doctest: +SKIP
     """
     refresh_derived(store)
-    where, params = _where(flt or RunFilter())
-    base = ("(SELECT * FROM (SELECT r.*, f.n_human, f.n_retries FROM runs r LEFT JOIN run_flags f "
-            f"USING (run_id)) {where})")
+    base, params = _runs_table(flt)
     cur = store.cursor()
     try:
         anchor = cur.execute(f"SELECT max(started_at) FROM {base}", params).fetchone()[0]
@@ -187,7 +216,7 @@ def service_levels(store: Store, flt: RunFilter | None = None) -> ServiceLevels:
     finally:
         cur.close()
     if current is None:
-        cols = ["agent", "agent_version", "is_total", "period", *SERVICE_METRICS]
+        cols = ["agent", "agent_version", "is_total", "period", "q", *(m for m in SERVICE_METRICS if "_ms" not in m)]
         current = pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
     return ServiceLevels(anchor, _scoped(current), _scoped(weekly))
 
@@ -198,14 +227,26 @@ RUN_DIMENSIONS = {"agent": "r.agent", "agent_version": "r.agent_version", "outco
                   "task": "r.task_id", "format": "r.format", "day": "date_trunc('day', r.started_at)",
                   "week": "date_trunc('week', r.started_at)"}
 #: Step-level breakdown keys (LLM and other leaf steps), mapped to their SQL over steps (alias s).
-STEP_DIMENSIONS = {"model": "s.model", "provider": "s.provider", "kind": "s.kind"}
+STEP_DIMENSIONS = ("model", "provider", "kind")
 DIMENSIONS = (*RUN_DIMENSIONS, *STEP_DIMENSIONS, "tool", "label")
+
+
+def _runs_table(flt: RunFilter | None) -> tuple[str, dict]:
+    """The selected runs' row of `run_flags` as a subquery. The filter's fields are columns of run_flags too,
+    except the free-text search, which looks into `runs`."""
+    flt = flt or RunFilter()
+    where, params = _where(flt)
+    if flt.text:
+        return f"(SELECT * FROM run_flags WHERE run_id IN (SELECT run_id FROM runs {where}))", params
+    return f"(SELECT * FROM run_flags {where})", params
 
 
 def _semi(flt: RunFilter | None, alias: str) -> tuple[str, dict]:
     """`AND alias.run_id IN (selected runs)`, or nothing when the filter selects every run."""
-    where, params = _where(flt or RunFilter())
-    return (f"AND {alias}.run_id IN (SELECT run_id FROM runs {where})" if where else ""), params
+    if flt is None or flt.is_empty():
+        return "", {}
+    table, params = _runs_table(flt)
+    return f"AND {alias}.run_id IN (SELECT run_id FROM {table})", params
 
 
 def cost_breakdown(store: Store, by: str = "model", flt: RunFilter | None = None) -> pd.DataFrame:
@@ -223,41 +264,39 @@ def cost_breakdown(store: Store, by: str = "model", flt: RunFilter | None = None
     if by not in DIMENSIONS:
         raise ValueError(f"cannot break costs down by {by!r}; choose one of {', '.join(DIMENSIONS)}")
     refresh_derived(store)
-    semi = {alias: _semi(flt, alias)[0] for alias in ("s", "c", "r")}
-    params = _semi(flt, "r")[1]
     tokens = ("sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
               "sum(cache_tokens) AS cache_tokens, sum(reasoning_tokens) AS reasoning_tokens")
     if by in STEP_DIMENSIONS:
-        query = f"""SELECT {STEP_DIMENSIONS[by]} AS key, coalesce(sum(cost_usd), 0) AS cost_usd,
-                coalesce(sum(cost_usd) FILTER (cost_estimated IS NOT TRUE), 0) AS reported_usd,
-                coalesce(sum(cost_usd) FILTER (cost_estimated), 0) AS estimated_usd,
-                count(DISTINCT run_id) AS runs, {tokens},
-                count(*) FILTER (cost_usd IS NULL AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL))
-                    AS unpriced_calls
-            FROM steps s WHERE {_LEAF} AND ({STEP_DIMENSIONS[by]} IS NOT NULL OR cost_usd IS NOT NULL
-                                OR input_tokens IS NOT NULL) {semi['s']} GROUP BY ALL"""
+        semi, params = _semi(flt, "s")
+        query = f"""SELECT key, coalesce(sum(cost_usd), 0) AS cost_usd,
+                coalesce(sum(cost_usd), 0) - coalesce(sum(estimated_usd), 0) AS reported_usd,
+                coalesce(sum(estimated_usd), 0) AS estimated_usd, count(*) AS runs, {tokens},
+                sum(unpriced_calls) AS unpriced_calls
+            FROM step_costs s WHERE dim = $dim AND (key IS NOT NULL OR cost_usd IS NOT NULL
+                                                     OR input_tokens IS NOT NULL) {semi} GROUP BY ALL"""
+        params["dim"] = by
     elif by == "tool":
-        answers = f"""SELECT '(no tool call)' AS key, coalesce(sum(s.cost_usd), 0) AS cost_usd,
-                coalesce(sum(s.cost_usd) FILTER (s.cost_estimated IS NOT TRUE), 0),
-                coalesce(sum(s.cost_usd) FILTER (s.cost_estimated), 0), count(DISTINCT s.run_id), 0
-            FROM steps s WHERE s.kind = 'llm' {semi['s']}
-              AND NOT EXISTS (SELECT 1 FROM call_facts c WHERE c.run_id = s.run_id AND c.llm_step_id = s.step_id)"""
-        query = f"""SELECT c.tool_name AS key, coalesce(sum(c.cost_share), 0) AS cost_usd,
-                coalesce(sum(c.cost_share) FILTER (s.cost_estimated IS NOT TRUE), 0) AS reported_usd,
-                coalesce(sum(c.cost_share) FILTER (s.cost_estimated), 0) AS estimated_usd,
-                count(DISTINCT c.run_id) AS runs, count(*) AS calls
-            FROM call_facts c LEFT JOIN steps s ON s.run_id = c.run_id AND s.step_id = c.llm_step_id
-            WHERE true {semi['c']} GROUP BY ALL UNION ALL {answers}"""
+        semi, params = _semi(flt, "c")
+        flags, _ = _runs_table(flt)
+        query = f"""SELECT tool_name AS key, coalesce(sum(cost_share), 0) AS cost_usd,
+                coalesce(sum(cost_share) FILTER (cost_estimated IS NOT TRUE), 0) AS reported_usd,
+                coalesce(sum(cost_share) FILTER (cost_estimated), 0) AS estimated_usd,
+                count(*) FILTER (tool_n = 1) AS runs, count(*) AS calls
+            FROM call_facts c WHERE true {semi} GROUP BY ALL
+            UNION ALL
+            SELECT '(no tool call)', sum(answer_cost_usd), sum(answer_cost_usd) - sum(answer_estimated_usd),
+                sum(answer_estimated_usd), count(*) FILTER (answer_cost_usd > 0), 0
+            FROM {flags}"""
     else:
         key = RUN_DIMENSIONS.get(by, "coalesce(l.code, '(unlabeled)')")
         label_join = f"LEFT JOIN (SELECT DISTINCT run_id, code FROM {CURRENT_LABELS}) l USING (run_id)" \
             if by == "label" else ""
+        flags, params = _runs_table(flt)
         query = f"""SELECT {key} AS key, coalesce(sum(r.cost_usd), 0) AS cost_usd,
-                coalesce(sum(f.cost_reported_usd), 0) AS reported_usd,
-                coalesce(sum(f.cost_estimated_usd), 0) AS estimated_usd, count(*) AS runs,
+                coalesce(sum(r.cost_reported_usd), 0) AS reported_usd,
+                coalesce(sum(r.cost_estimated_usd), 0) AS estimated_usd, count(*) AS runs,
                 {tokens.replace('sum(', 'sum(r.')}
-            FROM runs r LEFT JOIN run_flags f USING (run_id) {label_join}
-            WHERE true {semi['r']} GROUP BY ALL"""
+            FROM {flags} r {label_join} GROUP BY ALL"""
     frame = store.df(f"SELECT * FROM ({query}) ORDER BY cost_usd DESC, key NULLS LAST", params)
     total = frame["cost_usd"].sum() if by != "label" else _total_cost(store, flt)
     frame.insert(4, "share", frame["cost_usd"] / total if total else float("nan"))
@@ -265,8 +304,8 @@ def cost_breakdown(store: Store, by: str = "model", flt: RunFilter | None = None
 
 
 def _total_cost(store: Store, flt: RunFilter | None) -> float:
-    where, params = _where(flt or RunFilter())
-    return float(store.sql(f"SELECT coalesce(sum(cost_usd), 0) FROM runs {where}", params).fetchone()[0])
+    flags, params = _runs_table(flt)
+    return float(store.sql(f"SELECT coalesce(sum(cost_usd), 0) FROM {flags}", params).fetchone()[0])
 
 
 def cost_trend(store: Store, grain: str = "week", split: str = "agent", flt: RunFilter | None = None
@@ -275,23 +314,22 @@ def cost_trend(store: Store, grain: str = "week", split: str = "agent", flt: Run
     runs."""
     if grain not in ("day", "week") or split not in RUN_DIMENSIONS or split in ("day", "week"):
         raise ValueError("grain is day or week; split is a run dimension other than day and week")
-    where, params = _where(flt or RunFilter())
+    refresh_derived(store)
+    flags, params = _runs_table(flt)
     return store.df(f"""SELECT {RUN_DIMENSIONS[grain]} AS period, {RUN_DIMENSIONS[split]} AS key,
             coalesce(sum(r.cost_usd), 0) AS cost_usd, count(*) AS runs
-        FROM (SELECT * FROM runs {where}) r WHERE r.started_at IS NOT NULL GROUP BY ALL ORDER BY period, key""",
-                    params)
+        FROM {flags} r WHERE r.started_at IS NOT NULL GROUP BY ALL ORDER BY period, key""", params)
 
 
 def waste(store: Store, flt: RunFilter | None = None) -> dict[str, float]:
     """Where money went that bought nothing: total, on failed runs, on loops (repeated identical calls) and on
     retries, and how much of the total is estimated rather than reported."""
     refresh_derived(store)
-    where, params = _where(flt or RunFilter())
-    row = store.sql(f"""SELECT coalesce(sum(cost_usd), 0),
-            coalesce(sum(cost_usd) FILTER (outcome = 'failure'), 0),
-            coalesce(sum(f.loop_cost_usd), 0), coalesce(sum(f.retry_cost_usd), 0),
-            coalesce(sum(f.cost_estimated_usd), 0), coalesce(sum(f.cost_reported_usd), 0), count(*)
-        FROM (SELECT * FROM runs {where}) r LEFT JOIN run_flags f USING (run_id)""", params).fetchone()
+    flags, params = _runs_table(flt)
+    row = store.sql(f"""SELECT coalesce(sum(cost_usd), 0), coalesce(sum(cost_usd) FILTER (outcome = 'failure'), 0),
+            coalesce(sum(loop_cost_usd), 0), coalesce(sum(retry_cost_usd), 0),
+            coalesce(sum(cost_estimated_usd), 0), coalesce(sum(cost_reported_usd), 0), count(*)
+        FROM {flags}""", params).fetchone()
     keys = ("total_usd", "failed_runs_usd", "loops_usd", "retries_usd", "estimated_usd", "reported_usd", "runs")
     return dict(zip(keys, (float(v) for v in row), strict=True))
 

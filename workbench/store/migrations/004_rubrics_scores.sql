@@ -33,19 +33,54 @@ CREATE TABLE IF NOT EXISTS call_facts (
     seq         INTEGER,
     tool_name   VARCHAR,
     failed      BOOLEAN,
+    tool_n      INTEGER,               -- 1 for the run's first call of this tool, 2 for the second ...
     repeat_n    INTEGER,               -- 1 for the first of identical calls (same tool and arguments), 2 ...
     is_retry    BOOLEAN,               -- the previous call of the same tool in the run failed
     llm_step_id VARCHAR,               -- the LLM call that asked for it (latest llm step before it)
-    cost_share  DOUBLE                 -- that LLM call's cost, split evenly over the calls it asked for
+    cost_share  DOUBLE,                -- that LLM call's cost, split evenly over the calls it asked for
+    cost_estimated BOOLEAN             -- that LLM call's cost came from the price table
 );
 
+-- One row per run: the runs columns the analytics filter and group on, copied so that service-level and cost
+-- queries read one small table, plus what the steps say about the run.
 CREATE TABLE IF NOT EXISTS run_flags (
-    run_id              VARCHAR NOT NULL,
-    n_human             INTEGER,       -- steps of kind `human`
-    n_retries           INTEGER,       -- tool calls after a failed call of the same tool, llm calls after a failed llm call
-    max_identical       INTEGER,       -- most identical tool calls (same tool and arguments)
-    loop_cost_usd       DOUBLE,        -- cost share of repeated identical calls
-    retry_cost_usd      DOUBLE,        -- cost share of retried calls
-    cost_estimated_usd  DOUBLE,        -- part of runs.cost_usd that came from the price table
-    cost_reported_usd   DOUBLE         -- part of runs.cost_usd the source reported
+    run_id               VARCHAR NOT NULL,
+    agent                VARCHAR,
+    agent_version        VARCHAR,
+    format               VARCHAR,
+    task_id              VARCHAR,
+    started_at           TIMESTAMP,
+    status               VARCHAR,
+    outcome              VARCHAR,
+    duration_ms          DOUBLE,
+    cost_usd             DOUBLE,
+    input_tokens         BIGINT,
+    output_tokens        BIGINT,
+    cache_tokens         BIGINT,
+    reasoning_tokens     BIGINT,
+    n_human              INTEGER,      -- steps of kind `human`
+    n_retries            INTEGER,      -- calls after a failed call of the same tool, llm calls after a failed one
+    max_identical        INTEGER,      -- most identical tool calls (same tool and arguments)
+    loop_cost_usd        DOUBLE,       -- cost share of repeated identical calls
+    retry_cost_usd       DOUBLE,       -- cost share of retried calls
+    cost_estimated_usd   DOUBLE,       -- part of cost_usd that came from the price table
+    cost_reported_usd    DOUBLE,       -- part of cost_usd the source reported
+    answer_cost_usd      DOUBLE,       -- cost of LLM calls that asked for no tool (final answers and the like)
+    answer_estimated_usd DOUBLE
+);
+
+-- Leaf steps' cost and tokens per run and model, per run and provider, per run and kind (`dim` says which):
+-- what cost breakdowns by model, provider and step kind read.
+CREATE TABLE IF NOT EXISTS step_costs (
+    run_id           VARCHAR NOT NULL,
+    dim              VARCHAR NOT NULL, -- model / provider / kind
+    key              VARCHAR,          -- the model, provider or kind
+    n_steps          INTEGER,
+    cost_usd         DOUBLE,
+    estimated_usd    DOUBLE,
+    input_tokens     BIGINT,
+    output_tokens    BIGINT,
+    cache_tokens     BIGINT,
+    reasoning_tokens BIGINT,
+    unpriced_calls   INTEGER           -- calls with tokens but no cost (a model missing from the price table)
 );
