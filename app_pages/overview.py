@@ -82,7 +82,7 @@ if sl.anchor is not None:
                                                                  "retry_rate")}})
     trend_metric = st.selectbox("Trend of", analytics.SERVICE_METRICS[1:], key="trend",
                                 format_func=lambda m: m.replace("_", " "))
-    st.plotly_chart(viz_ops.service_trend(sl.weekly, trend_metric))
+    st.plotly_chart(viz_ops.service_trend(ops.service_trend(flt), trend_metric))
 
 with st.expander("Drift: compare two versions or the last two weeks"):
     mode = st.radio("Compare", ["two versions", "the last two weeks"], horizontal=True, key="drift_mode")

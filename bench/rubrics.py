@@ -277,6 +277,7 @@ def bench_queries(path: Path, repeat: int) -> list[list]:
         agent = RunFilter(agent="coding-agent")
         cases = [("service levels: all", lambda: analytics.service_levels(store)),
                  ("service levels: coding-agent", lambda: analytics.service_levels(store, agent)),
+                 ("service trend: all", lambda: analytics.service_trend(store)),
                  ("overview (existing): all", lambda: overview(store, RunFilter())),
                  ("waste: all", lambda: analytics.waste(store)),
                  ("top runs: 20", lambda: analytics.top_runs(store)),

@@ -92,9 +92,10 @@ def test_service_levels_match_pandas(store, runs, steps, calls):
     # the weekly trend, and the figure drawn from it
     weeks = runs.assign(week=runs["started_at"].dt.to_period("W-SUN").dt.start_time)
     direct = weeks.groupby("week").apply(lambda g: levels(g, human, retried)["success_rate"], include_groups=False)
-    fleet_weekly = sl.weekly[sl.weekly["agent"] == "(all)"].set_index("week")["success_rate"]
+    weekly = analytics.service_trend(store)
+    fleet_weekly = weekly[weekly["agent"] == "(all)"].set_index("week")["success_rate"]
     assert fleet_weekly.to_numpy() == pytest.approx(direct.to_numpy())
-    fig = viz_ops.service_trend(sl.weekly, "success_rate")
+    fig = viz_ops.service_trend(weekly, "success_rate")
     fleet_trace = next(t for t in fig.data if t.name == "fleet")
     assert list(fleet_trace.y) == pytest.approx(list(direct.to_numpy()))
     assert len(fig.data) == 5
@@ -105,7 +106,8 @@ def test_service_levels_follow_the_filter(store, runs):
     assert set(sl.current["agent"]) == {"(all)", "coding-agent"}
     coding = runs[runs["agent"] == "coding-agent"]
     assert sl.anchor == coding["started_at"].max()
-    assert sl.weekly[sl.weekly["agent"] == "(all)"]["runs"].sum() == len(coding)
+    weekly = analytics.service_trend(store, RunFilter(agent="coding-agent"))
+    assert weekly[weekly["agent"] == "(all)"]["runs"].sum() == len(coding)
 
 
 # -- costs --------------------------------------------------------------------------------------------------

@@ -144,8 +144,6 @@ class ServiceLevels:
     """End of "this week": the latest start time among the selected runs."""
     current: pd.DataFrame
     """agent, agent_version (ALL for the total), period (this_week / last_week), then the metrics."""
-    weekly: pd.DataFrame
-    """week, agent, agent_version (ALL for the total), then the metrics: the trends."""
 
     def compare(self, agent: str = ALL, agent_version: str = ALL) -> pd.DataFrame:
         """metric, this_week, last_week, change for one scope (the total by default)."""
@@ -159,7 +157,6 @@ class ServiceLevels:
                 else None
             out.append((m, this, last, change))
         return pd.DataFrame(out, columns=["metric", "this_week", "last_week", "change"])
-
 
     def table(self) -> pd.DataFrame:
         """One row per agent x version (and the fleet first): this week's metrics and `<metric>_change`
@@ -188,8 +185,7 @@ def _scoped(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def service_levels(store: Store, flt: RunFilter | None = None) -> ServiceLevels:
-    """Service levels of the selected runs: this week against last, per agent and version and in total, and
-    the weekly trend of each.
+    """Service levels of the selected runs, this week against last, per agent and version and in total.
 
     Example:
         >>> sl = service_levels(store)                     # doctest: +SKIP
@@ -197,28 +193,28 @@ def service_levels(store: Store, flt: RunFilter | None = None) -> ServiceLevels:
     """
     refresh_derived(store)
     base, params = _runs_table(flt)
-    cur = store.cursor()
-    try:
-        anchor = cur.execute(f"SELECT max(started_at) FROM {base}", params).fetchone()[0]
-        current = cur.execute(f"""SELECT agent, agent_version, grouping(agent) = 1 AS is_total, period,
-                {_METRICS}
-            FROM (SELECT *, CASE WHEN started_at > $anchor - INTERVAL 7 DAY THEN 'this_week'
-                                 ELSE 'last_week' END AS period
-                  FROM {base} WHERE started_at > $anchor - INTERVAL 14 DAY)
-            GROUP BY GROUPING SETS ((agent, agent_version, period), (period))
-            ORDER BY is_total DESC, agent NULLS LAST, agent_version NULLS LAST, period DESC""",
-                              {**params, "anchor": anchor}).df() if anchor is not None else None
-        weekly = cur.execute(f"""SELECT date_trunc('week', started_at) AS week, agent, agent_version,
-                grouping(agent) = 1 AS is_total, {_METRICS}
-            FROM {base} WHERE started_at IS NOT NULL
-            GROUP BY GROUPING SETS ((week, agent, agent_version), (week))
-            ORDER BY week, is_total DESC, agent NULLS LAST, agent_version NULLS LAST""", params).df()
-    finally:
-        cur.close()
-    if current is None:
-        cols = ["agent", "agent_version", "is_total", "period", "q", *(m for m in SERVICE_METRICS if "_ms" not in m)]
-        current = pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
-    return ServiceLevels(anchor, _scoped(current), _scoped(weekly))
+    frame = store.df(f"""WITH b AS (SELECT * FROM {base}), a AS (SELECT max(started_at) AS anchor FROM b)
+        SELECT (SELECT anchor FROM a) AS anchor, agent, agent_version, grouping(agent) = 1 AS is_total, period,
+            {_METRICS}
+        FROM (SELECT b.*, CASE WHEN started_at > a.anchor - INTERVAL 7 DAY THEN 'this_week'
+                               ELSE 'last_week' END AS period
+              FROM b, a WHERE started_at > a.anchor - INTERVAL 14 DAY)
+        GROUP BY GROUPING SETS ((agent, agent_version, period), (period))
+        ORDER BY is_total DESC, agent NULLS LAST, agent_version NULLS LAST, period DESC""", params)
+    anchor = frame.pop("anchor").iloc[0] if len(frame) else None
+    return ServiceLevels(None if anchor is None or pd.isna(anchor) else anchor.to_pydatetime(), _scoped(frame))
+
+
+def service_trend(store: Store, flt: RunFilter | None = None) -> pd.DataFrame:
+    """The same metrics week by week (calendar weeks from Monday): week, agent, agent_version (ALL for the
+    fleet), then the metrics."""
+    refresh_derived(store)
+    base, params = _runs_table(flt)
+    return _scoped(store.df(f"""SELECT date_trunc('week', started_at) AS week, agent, agent_version,
+            grouping(agent) = 1 AS is_total, {_METRICS}
+        FROM {base} WHERE started_at IS NOT NULL
+        GROUP BY GROUPING SETS ((week, agent, agent_version), (week))
+        ORDER BY week, is_total DESC, agent NULLS LAST, agent_version NULLS LAST""", params))
 
 
 # -- costs --------------------------------------------------------------------------------------------------

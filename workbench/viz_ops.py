@@ -22,7 +22,7 @@ def service_trend(weekly: pd.DataFrame, metric: str = "success_rate") -> go.Figu
     """One line per agent · version (and the fleet, dashed) for one service-level metric, week by week.
 
     Args:
-        weekly: `ServiceLevels.weekly`.
+        weekly: `analytics.service_trend(store)`.
     """
     title = f"{_METRIC_TITLE.get(metric, metric)} per week"
     if weekly.empty:

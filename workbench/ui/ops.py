@@ -141,6 +141,15 @@ def service_levels(flt: RunFilter) -> analytics.ServiceLevels:
     return _service_levels(db_path(), flt, data_version())
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def _service_trend(db: str, flt: RunFilter, version: int) -> pd.DataFrame:
+    return analytics.service_trend(_store(db), flt)
+
+
+def service_trend(flt: RunFilter) -> pd.DataFrame:
+    return _service_trend(db_path(), flt, data_version())
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def _cost_breakdown(db: str, by: str, flt: RunFilter, version: int) -> pd.DataFrame:
     return analytics.cost_breakdown(_store(db), by, flt)
