@@ -22,6 +22,7 @@ from workbench.rubrics import (
     record_human_score,
     rubric_versions,
     stored_rubric,
+    to_toml,
     yaml,
 )
 from workbench.scoring import score_runs
@@ -106,6 +107,29 @@ def test_invalid_rubrics_say_where_and_why(text, where, why):
         parse_rubric(text)
     assert err.value.location == where
     assert why in err.value.reason
+
+
+def test_to_toml_round_trips():
+    for path in sorted((ROOT / "data" / "rubrics").glob("*.toml")):
+        rubric = load_rubric(path)
+        again = parse_rubric(to_toml(rubric))
+        assert again == rubric and again.version == rubric.version
+
+
+def test_score_command(tmp_path):
+    from click.testing import CliRunner
+
+    from workbench.cli import main
+
+    path = fx.build(tmp_path / "cli.duckdb")
+    rubric = tmp_path / "small.toml"
+    rubric.write_text(SMALL)
+    result = CliRunner().invoke(main, ["score", "--db", str(path), "--agent", "coder", str(rubric)])
+    assert result.exit_code == 0, result.output
+    assert "small @ " in result.output and "4 runs scored" in result.output and "loops" in result.output
+    rubric.write_text(SMALL.replace("no_loops", "no_such_check"))
+    bad = CliRunner().invoke(main, ["score", "--db", str(path), str(rubric)])
+    assert bad.exit_code == 2 and "unknown check 'no_such_check'" in bad.output
 
 
 def test_missing_file_and_yaml(tmp_path):

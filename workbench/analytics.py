@@ -48,21 +48,24 @@ WITH t AS (SELECT run_id, step_id, seq, tool_name, md5(coalesce(CAST(tool_args A
 l AS (SELECT run_id, step_id, seq, cost_usd, cost_estimated FROM steps WHERE kind = 'llm'),
 j AS (SELECT t.*, l.step_id AS llm_step_id, l.cost_usd, l.cost_estimated
       FROM t ASOF LEFT JOIN l ON t.run_id = l.run_id AND t.seq > l.seq)
-SELECT run_id, step_id, seq, tool_name, failed,
-    row_number() OVER (PARTITION BY run_id, tool_name ORDER BY seq)::INTEGER AS tool_n,
-    row_number() OVER (PARTITION BY run_id, tool_name, h ORDER BY seq)::INTEGER AS repeat_n,
-    coalesce(lag(failed) OVER (PARTITION BY run_id, tool_name ORDER BY seq), false) AS is_retry,
+SELECT j.run_id, r.agent, r.agent_version, r.format, r.status, r.outcome, r.started_at, step_id, seq, tool_name,
+    failed, row_number() OVER (PARTITION BY j.run_id, tool_name ORDER BY seq)::INTEGER AS tool_n,
+    row_number() OVER (PARTITION BY j.run_id, tool_name, h ORDER BY seq)::INTEGER AS repeat_n,
+    coalesce(lag(failed) OVER (PARTITION BY j.run_id, tool_name ORDER BY seq), false) AS is_retry,
     llm_step_id,
-    cost_usd / count(*) OVER (PARTITION BY run_id, llm_step_id) AS cost_share, cost_estimated
-FROM j"""
+    j.cost_usd / count(*) OVER (PARTITION BY j.run_id, llm_step_id) AS cost_share, j.cost_estimated
+FROM j JOIN runs r USING (run_id)"""
 
 _BUILD_STEP_COSTS = f"""INSERT INTO step_costs
-SELECT run_id, CASE WHEN grouping(model) = 0 THEN 'model' WHEN grouping(provider) = 0 THEN 'provider'
-                    ELSE 'kind' END,
-    coalesce(model, provider, kind), count(*)::INTEGER, sum(cost_usd), sum(cost_usd) FILTER (cost_estimated),
-    sum(input_tokens), sum(output_tokens), sum(cache_tokens), sum(reasoning_tokens),
-    count(*) FILTER (cost_usd IS NULL AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL))::INTEGER
-FROM steps WHERE {_LEAF} GROUP BY GROUPING SETS ((run_id, model), (run_id, provider), (run_id, kind))"""
+SELECT a.run_id, r.agent, r.agent_version, r.format, r.status, r.outcome, r.started_at, a.* EXCLUDE (run_id)
+FROM (SELECT run_id, CASE WHEN grouping(model) = 0 THEN 'model' WHEN grouping(provider) = 0 THEN 'provider'
+                          ELSE 'kind' END AS dim,
+          coalesce(model, provider, kind) AS key, count(*)::INTEGER, sum(cost_usd),
+          sum(cost_usd) FILTER (cost_estimated), sum(input_tokens), sum(output_tokens), sum(cache_tokens),
+          sum(reasoning_tokens),
+          count(*) FILTER (cost_usd IS NULL AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL))::INTEGER
+      FROM steps WHERE {_LEAF} GROUP BY GROUPING SETS ((run_id, model), (run_id, provider), (run_id, kind))) a
+JOIN runs r USING (run_id)"""
 
 _BUILD_FLAGS = """INSERT INTO run_flags
 WITH c AS (SELECT run_id, count(*) FILTER (is_retry) AS n_retry, max(repeat_n) AS max_identical,
@@ -227,22 +230,15 @@ STEP_DIMENSIONS = ("model", "provider", "kind")
 DIMENSIONS = (*RUN_DIMENSIONS, *STEP_DIMENSIONS, "tool", "label")
 
 
-def _runs_table(flt: RunFilter | None) -> tuple[str, dict]:
-    """The selected runs' row of `run_flags` as a subquery. The filter's fields are columns of run_flags too,
-    except the free-text search, which looks into `runs`."""
+def _runs_table(flt: RunFilter | None, table: str = "run_flags") -> tuple[str, dict]:
+    """The rows of a derived table (run_flags, call_facts, step_costs) that belong to the selected runs, as a
+    subquery. The filter's fields are columns of these tables too (copied from `runs` when they are built), so
+    no join is needed, except for the free-text search, which looks into `runs`."""
     flt = flt or RunFilter()
     where, params = _where(flt)
     if flt.text:
-        return f"(SELECT * FROM run_flags WHERE run_id IN (SELECT run_id FROM runs {where}))", params
-    return f"(SELECT * FROM run_flags {where})", params
-
-
-def _semi(flt: RunFilter | None, alias: str) -> tuple[str, dict]:
-    """`AND alias.run_id IN (selected runs)`, or nothing when the filter selects every run."""
-    if flt is None or flt.is_empty():
-        return "", {}
-    table, params = _runs_table(flt)
-    return f"AND {alias}.run_id IN (SELECT run_id FROM {table})", params
+        return f"(SELECT * FROM {table} WHERE run_id IN (SELECT run_id FROM runs {where}))", params
+    return f"(SELECT * FROM {table} {where})", params
 
 
 def cost_breakdown(store: Store, by: str = "model", flt: RunFilter | None = None) -> pd.DataFrame:
@@ -263,22 +259,22 @@ def cost_breakdown(store: Store, by: str = "model", flt: RunFilter | None = None
     tokens = ("sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
               "sum(cache_tokens) AS cache_tokens, sum(reasoning_tokens) AS reasoning_tokens")
     if by in STEP_DIMENSIONS:
-        semi, params = _semi(flt, "s")
+        costs, params = _runs_table(flt, "step_costs")
         query = f"""SELECT key, coalesce(sum(cost_usd), 0) AS cost_usd,
                 coalesce(sum(cost_usd), 0) - coalesce(sum(estimated_usd), 0) AS reported_usd,
                 coalesce(sum(estimated_usd), 0) AS estimated_usd, count(*) AS runs, {tokens},
                 sum(unpriced_calls) AS unpriced_calls
-            FROM step_costs s WHERE dim = $dim AND (key IS NOT NULL OR cost_usd IS NOT NULL
-                                                     OR input_tokens IS NOT NULL) {semi} GROUP BY ALL"""
+            FROM {costs} s WHERE dim = $dim AND (key IS NOT NULL OR cost_usd IS NOT NULL OR input_tokens IS NOT NULL)
+            GROUP BY ALL"""
         params["dim"] = by
     elif by == "tool":
-        semi, params = _semi(flt, "c")
+        calls, params = _runs_table(flt, "call_facts")
         flags, _ = _runs_table(flt)
         query = f"""SELECT tool_name AS key, coalesce(sum(cost_share), 0) AS cost_usd,
                 coalesce(sum(cost_share) FILTER (cost_estimated IS NOT TRUE), 0) AS reported_usd,
                 coalesce(sum(cost_share) FILTER (cost_estimated), 0) AS estimated_usd,
                 count(*) FILTER (tool_n = 1) AS runs, count(*) AS calls
-            FROM call_facts c WHERE true {semi} GROUP BY ALL
+            FROM {calls} c GROUP BY ALL
             UNION ALL
             SELECT '(no tool call)', sum(answer_cost_usd), sum(answer_cost_usd) - sum(answer_estimated_usd),
                 sum(answer_estimated_usd), count(*) FILTER (answer_cost_usd > 0), 0

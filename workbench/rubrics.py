@@ -241,6 +241,31 @@ def rubric_files(folder: str | Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in RUBRIC_SUFFIXES and p.is_file())
 
 
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None]
+        return "{ " + ", ".join(items) + " }" if items else "{}"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def to_toml(rubric: Rubric) -> str:
+    """The rubric as TOML text (defaults spelled out); parsing it back gives the same rubric and version."""
+    data = rubric.model_dump(mode="json")
+    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if k != "criteria" and v is not None]
+    for crit in data["criteria"]:
+        lines += ["", "[[criteria]]"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in crit.items() if v is not None and v != {}]
+    return "\n".join(lines) + "\n"
+
+
 # -- storing ------------------------------------------------------------------------------------------------
 def save_rubric(store: Store, rubric: Rubric, *, source: str = "notebook", source_text: str | None = None) -> str:
     """Store this version of the rubric (once; saving the same content again changes nothing). Returns it."""
@@ -253,7 +278,7 @@ def save_rubric(store: Store, rubric: Rubric, *, source: str = "notebook", sourc
                 "INSERT INTO rubrics SELECT $r, $v, $title, $definition, $source, $text, $at "
                 "WHERE NOT EXISTS (SELECT 1 FROM rubrics WHERE rubric_id = $r AND version = $v)",
                 {"r": rubric.name, "v": version, "title": rubric.title or rubric.name,
-                 "definition": rubric.model_dump_json(), "source": source, "text": source_text,
+                 "definition": rubric.model_dump_json(), "source": source, "text": source_text or to_toml(rubric),
                  "at": _now()})
     return version
 

@@ -29,6 +29,12 @@ CREATE TABLE IF NOT EXISTS scores (
 -- Derived from `steps` (rebuilt by workbench.analytics when steps change; never edited by hand).
 CREATE TABLE IF NOT EXISTS call_facts (
     run_id      VARCHAR NOT NULL,
+    agent          VARCHAR,            -- the run's: so filters need no join (see run_flags)
+    agent_version  VARCHAR,
+    format         VARCHAR,
+    status         VARCHAR,
+    outcome        VARCHAR,
+    started_at     TIMESTAMP,
     step_id     VARCHAR NOT NULL,      -- the tool (or retrieval) step
     seq         INTEGER,
     tool_name   VARCHAR,
@@ -73,6 +79,12 @@ CREATE TABLE IF NOT EXISTS run_flags (
 -- what cost breakdowns by model, provider and step kind read.
 CREATE TABLE IF NOT EXISTS step_costs (
     run_id           VARCHAR NOT NULL,
+    agent          VARCHAR,            -- the run's: so filters need no join (see run_flags)
+    agent_version  VARCHAR,
+    format         VARCHAR,
+    status         VARCHAR,
+    outcome        VARCHAR,
+    started_at     TIMESTAMP,
     dim              VARCHAR NOT NULL, -- model / provider / kind
     key              VARCHAR,          -- the model, provider or kind
     n_steps          INTEGER,
