@@ -309,12 +309,28 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     ap.add_argument("--keep", action="store_true", help="keep the two databases")
+    ap.add_argument("--only", choices=["checks", "queries"], default=None, help="run one half")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"load average before: {os.getloadavg()[0]:.1f}")
 
     checks_db = args.workdir / f"bench-rubrics-{args.runs}.duckdb"
-    n, n_steps, build_s = build(checks_db, args.runs)
+    query_db = args.workdir / f"bench-rubrics-q{args.query_runs}.duckdb"
+    res: dict = {}
+    if args.only != "queries":
+        res = _checks(checks_db, args.runs)
+    qrows: list = []
+    if args.only != "checks":
+        qrows = _queries(query_db, args.query_runs, args.repeat)
+    print(f"\nload average after: {os.getloadavg()[0]:.1f}")
+    print(json.dumps({"checks": res, "queries": {r[0]: r[1:] for r in qrows}}, default=str))
+    if not args.keep:
+        remove_db(checks_db)
+        remove_db(query_db)
+
+
+def _checks(checks_db: Path, runs: int) -> dict:
+    n, n_steps, build_s = build(checks_db, runs)
     print(f"checks store: {n:,} runs, {n_steps:,} steps, built in SQL in {build_s:.1f} s", flush=True)
     res = bench_checks(checks_db)
     print(f"\n10 checks over {n:,} runs / {n_steps:,} steps (target < {TARGET_CHECKS_S:.0f} s)\n")
@@ -323,19 +339,17 @@ def main() -> None:
     print(f"\nengine, all 10 (evaluate + store {n * 10:,} scores): {res['engine_s']:.2f} s "
           f"({'met' if res['engine_s'] < TARGET_CHECKS_S else 'NOT met'}); "
           f"pandas baseline: load {res['pandas_load_s']:.2f} s + compute {res['pandas_compute_s']:.2f} s")
+    return res
 
-    query_db = args.workdir / f"bench-rubrics-q{args.query_runs}.duckdb"
-    qn, q_steps, q_build = build(query_db, args.query_runs)
+
+def _queries(query_db: Path, runs: int, repeat: int) -> list:
+    qn, q_steps, q_build = build(query_db, runs)
     print(f"\nquery store: {qn:,} runs, {q_steps:,} steps, built in {q_build:.1f} s", flush=True)
-    qrows = bench_queries(query_db, args.repeat)
-    print(f"\nOverview and Costs queries over {q_steps:,} steps, {args.repeat} repeats, ms "
+    qrows = bench_queries(query_db, repeat)
+    print(f"\nOverview and Costs queries over {q_steps:,} steps, {repeat} repeats, ms "
           f"(target < {TARGET_QUERY_MS:.0f} ms)\n")
     print(table(["query", "median", "p95", "met (p95)", "pandas median", "pandas/ours"], qrows))
-    print(f"\nload average after: {os.getloadavg()[0]:.1f}")
-    print(json.dumps({"checks": res, "queries": {r[0]: r[1:] for r in qrows}}, default=str))
-    if not args.keep:
-        remove_db(checks_db)
-        remove_db(query_db)
+    return qrows
 
 
 if __name__ == "__main__":
