@@ -147,5 +147,7 @@ class ImportResult(_Model):
     n_runs: int = 0
     n_steps: int = 0
     n_rejects: int = 0
+    n_redacted: int = 0
+    """Values masked by redaction (0 when redaction was off)."""
     seconds: float = 0.0
     message: str = ""

@@ -54,7 +54,7 @@ def create_staging(cur: duckdb.DuckDBPyConnection) -> None:
 
 
 def drop_staging(cur: duckdb.DuckDBPyConnection) -> None:
-    for table in ("_stage_steps", "_stage_runs", "_numbered", "_affected"):
+    for table in ("_stage_steps", "_stage_runs", "_numbered", "_affected", "_tree_notes"):
         cur.execute(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -114,21 +114,34 @@ def _number_steps(cur: duckdb.DuckDBPyConnection) -> None:
             )::INTEGER AS seq
             FROM kept
         ),
-        roots AS (
-            SELECT b.run_id, b.step_id FROM base b
+        tops AS (  -- spans without a parent, and orphans whose parent never arrived (orphan = true)
+            SELECT b.run_id, b.step_id, b.parent_step_id IS NOT NULL AS orphan FROM base b
             WHERE b.parent_step_id IS NULL
                OR NOT EXISTS (SELECT 1 FROM base p WHERE p.run_id = b.run_id AND p.step_id = b.parent_step_id)
         ),
+        roots AS (  -- an orphan hangs under the run's root (depth 1) when the run has one
+            SELECT t.run_id, t.step_id,
+                   CASE WHEN t.orphan AND bool_or(NOT t.orphan) OVER (PARTITION BY t.run_id) THEN 1 ELSE 0 END
+                       AS depth
+            FROM tops t
+        ),
         tree(run_id, step_id, depth) AS (
-            SELECT run_id, step_id, 0 FROM roots
+            SELECT run_id, step_id, depth FROM roots
             UNION ALL
             SELECT c.run_id, c.step_id, t.depth + 1
             FROM base c JOIN tree t ON c.run_id = t.run_id AND c.parent_step_id = t.step_id
             WHERE t.depth < 64
         ),
         depths AS (SELECT run_id, step_id, min(depth)::INTEGER AS depth FROM tree GROUP BY ALL)
-        SELECT base.rid, base.stored, base.seq, coalesce(d.depth, 0) AS depth
-        FROM base LEFT JOIN depths d USING (run_id, step_id)"""
+        SELECT base.rid, base.stored, base.seq, coalesce(d.depth, 0) AS depth, base.run_id,
+               t.run_id IS NOT NULL AS is_top, coalesce(t.orphan, false) AS orphan
+        FROM base LEFT JOIN depths d USING (run_id, step_id) LEFT JOIN tops t USING (run_id, step_id)"""
+    )
+    # what the run says about its tree: spans whose parent is missing, and whether the root itself is
+    cur.execute(
+        """CREATE OR REPLACE TEMP TABLE _tree_notes AS
+        SELECT run_id, count(*) FILTER (orphan) AS orphans, NOT bool_or(is_top AND NOT orphan) AS root_missing
+        FROM _numbered GROUP BY run_id HAVING count(*) FILTER (orphan) > 0"""
     )
 
 
@@ -193,8 +206,15 @@ def _rebuild_runs(cur: duckdb.DuckDBPyConnection, import_id: str) -> None:
             coalesce(agg.n_steps, 0), coalesce(agg.n_llm_calls, 0), coalesce(agg.n_tool_calls, 0),
             coalesce(agg.n_errors, 0), agg.input_tokens, agg.output_tokens, agg.cache_tokens,
             agg.reasoning_tokens, agg.cost_usd, agg.cost_estimated,
-            coalesce(f.tags, o.tags, []::VARCHAR[]), coalesce(f.attributes, o.attributes)
+            coalesce(f.tags, o.tags, []::VARCHAR[]),
+            -- the tree notes are recomputed on every merge: a root that arrives later clears them
+            nullif(json_merge_patch(coalesce(f.attributes, o.attributes, '{}'),
+                CASE WHEN tn.run_id IS NULL
+                     THEN '{"workbench.orphan_steps": null, "workbench.root_missing": null}'::JSON
+                     ELSE json_object('workbench.orphan_steps', tn.orphans, 'workbench.root_missing',
+                                      tn.root_missing) END)::VARCHAR, '{}')::JSON
         FROM _affected a
+        LEFT JOIN _tree_notes tn USING (run_id)
         LEFT JOIN agg USING (run_id)
         LEFT JOIN facts f USING (run_id)
         LEFT JOIN _old_runs o USING (run_id)
