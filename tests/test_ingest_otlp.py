@@ -169,6 +169,6 @@ def test_canonical_otlp_examples_load(store, real_dir):
     assert json.loads(step.attributes)["my.span.attr"] == "some value"
     for name in ("logs.json", "events.json"):
         res = ingest_file(store, examples / name)
-        assert res.status == "failed" and res.n_runs == 0
+        assert res.status == "rejected" and res.n_runs == 0
         assert "resourceLogs" in res.message
     assert store.sql("SELECT count(*) FROM runs").fetchone()[0] == 1

@@ -146,7 +146,8 @@ def ingest_file(store: Store, path: Path, *, fmt: str | None = None, force: bool
             after = getattr(loader, "derive_run_facts", None)
             n_runs, n_steps = merge_staged(cur, import_id, after_steps=after)
             drop_staging(cur)
-            status = ("failed" if n_runs == 0 else "partial") if rejects else "ok"
+            # rejected: read, but nothing in it was loadable, and every record says why (not an error)
+            status = ("rejected" if n_runs == 0 else "partial") if rejects else "ok"
             _record_import(cur, import_id, path, loader.name, digest, now, n_runs, n_steps, rejects, status,
                            f"redacted {n_masked} value(s)" if redactor else None)
     except (duckdb.Error, OSError, ValueError) as exc:

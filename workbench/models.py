@@ -143,7 +143,9 @@ class ImportResult(_Model):
     import_id: str
     path: str
     format: str | None
-    status: Literal["ok", "partial", "skipped", "failed"]
+    status: Literal["ok", "partial", "rejected", "skipped", "failed"]
+    """ok; partial (some records rejected); rejected (recognized, nothing loadable, each reject has a reason);
+    skipped (same content imported before); failed (unrecognized, unreadable, or an error rolled it back)."""
     n_runs: int = 0
     n_steps: int = 0
     n_rejects: int = 0

@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS imports (
     n_runs      INTEGER DEFAULT 0,     -- runs touched (new or merged)
     n_steps     INTEGER DEFAULT 0,     -- steps that were new or more complete
     n_rejects   INTEGER DEFAULT 0,
-    status      VARCHAR,               -- ok / partial / skipped / failed
+    status      VARCHAR,               -- ok / partial / rejected / skipped / failed
     message     VARCHAR
 );
 
