@@ -55,9 +55,11 @@ class UnknownFormatError(ValueError):
 
 
 def _builtin() -> dict[str, type]:
+    from workbench.loaders.openhands import OpenHandsLoader
     from workbench.loaders.otlp import OtlpLoader
+    from workbench.loaders.sweagent import SweAgentLoader
 
-    return {OtlpLoader.name: OtlpLoader}
+    return {cls.name: cls for cls in (OtlpLoader, SweAgentLoader, OpenHandsLoader)}
 
 
 def registry() -> dict[str, Loader]:
