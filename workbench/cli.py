@@ -38,14 +38,30 @@ def main() -> None:
 @DB_OPTION
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--format", "fmt", default=None, help="Force a loader instead of sniffing (e.g. otlp).")
+@click.option("--mapping", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Mapping file (TOML) for the generic loader; implies --format generic. "
+                   "See docs/generic-mapping.md.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def ingest(db: Path | None, paths: tuple[str, ...], fmt: str | None, quiet: bool) -> None:
+def ingest(db: Path | None, paths: tuple[str, ...], fmt: str | None, mapping: Path | None,
+           quiet: bool) -> None:
     """Load trace files, folders (recursively) or globs into the database."""
     from workbench.ingest import ingest_paths
 
+    options = {}
+    if mapping is not None:
+        from workbench.loaders.mapping import MappingError, load_mapping
+
+        if fmt not in (None, "generic"):
+            _fail(f"--mapping is read by the generic loader, not by --format {fmt}")
+        try:
+            load_mapping(mapping)  # a bad mapping stops here, before any file is read
+        except MappingError as exc:
+            _fail(str(exc))
+        fmt, options = "generic", {"mapping": mapping}
     try:
         with open_store(_db(db)) as store:
-            summary = ingest_paths(store, list(paths), fmt=fmt, progress=None if quiet else _progress_echo)
+            summary = ingest_paths(store, list(paths), fmt=fmt, progress=None if quiet else _progress_echo,
+                                   options=options)
     except StoreError as exc:
         _fail(str(exc))
     click.echo(summary.render())
