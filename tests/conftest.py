@@ -7,7 +7,9 @@ import pytest
 from workbench.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
-REAL = ROOT.parent / "shared" / "data" / "real"
+# next to a clone (../shared/data/real), or further up for a git worktree (/work/wt/NAME -> /work/shared)
+REAL = next((p / "shared" / "data" / "real" for p in ROOT.parents if (p / "shared" / "data" / "real").is_dir()),
+            ROOT.parent / "shared" / "data" / "real")
 ARTIFACTS = ROOT / "test-artifacts"
 
 

@@ -17,10 +17,10 @@ Built-in loaders register through the same entry-point group (`workbench.loaders
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import duckdb
 
@@ -37,6 +37,8 @@ class StageContext:
     path: Path
     max_record_bytes: int = 16 * 1024 * 1024
     """Records (lines, documents) larger than this are rejected instead of loaded."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Loader options from the caller, e.g. ``{"mapping": Path("my.toml")}`` for the generic loader."""
 
 
 @runtime_checkable
@@ -55,9 +57,13 @@ class UnknownFormatError(ValueError):
 
 
 def _builtin() -> dict[str, type]:
+    from workbench.loaders.generic import GenericLoader
+    from workbench.loaders.openhands import OpenHandsLoader
     from workbench.loaders.otlp import OtlpLoader
+    from workbench.loaders.sweagent import SweAgentLoader
 
-    return {OtlpLoader.name: OtlpLoader}
+    # generic last: it claims only files that have a mapping next to them, after every named format declined
+    return {cls.name: cls for cls in (OtlpLoader, SweAgentLoader, OpenHandsLoader, GenericLoader)}
 
 
 def registry() -> dict[str, Loader]:
