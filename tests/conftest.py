@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -7,7 +8,8 @@ import pytest
 from workbench.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
-REAL = ROOT.parent / "shared" / "data" / "real"
+# next to a clone; a git worktree elsewhere points at it with WORKBENCH_REAL_DATA
+REAL = Path(os.environ.get("WORKBENCH_REAL_DATA") or ROOT.parent / "shared" / "data" / "real")
 ARTIFACTS = ROOT / "test-artifacts"
 
 
