@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from workbench.loaders import StageContext, UnknownFormatError, detect
+from workbench.loaders import StageContext, UnknownFormatError, detect, not_a_trace
 from workbench.models import ImportResult, Reject
 from workbench.redaction import Redactor
 from workbench.store import Store
@@ -126,6 +126,10 @@ def ingest_file(store: Store, path: Path, *, fmt: str | None = None, force: bool
     path = Path(path)
     now = datetime.now(UTC).replace(tzinfo=None)
     try:
+        skip = None if fmt else not_a_trace(path)
+        if skip:
+            return ImportResult(import_id="-", path=str(path), format=None, status="skipped", message=skip,
+                                seconds=time.perf_counter() - started)
         loader = detect(path, fmt)
     except (UnknownFormatError, OSError) as exc:
         return ImportResult(import_id="-", path=str(path), format=None, status="failed", message=str(exc))

@@ -12,6 +12,8 @@ class MyLoader:
 `stage` fills the session's staging tables (`_stage_steps`, and `_stage_runs` for run-level fields; see
 `workbench.store.merge`) inside the ingest transaction and returns what it could not read. Heavy formats do
 this in DuckDB SQL; Python loaders build `Run`/`Step` models and hand them to `StageContext.add`.
+A loader may also define `not_trace(path, head) -> str | None` to recognize companion files of its format
+that are not traces (Langfuse's `*.chatml.json` renderings): an ingest lists those as skipped, with the reason.
 Built-in loaders register through the same entry-point group (`workbench.loaders`) a plugin package uses.
 """
 
@@ -57,13 +59,17 @@ class UnknownFormatError(ValueError):
 
 
 def _builtin() -> dict[str, type]:
+    from workbench.loaders.agentops import AgentOpsLoader
     from workbench.loaders.generic import GenericLoader
+    from workbench.loaders.langfuse import LangfuseLoader
+    from workbench.loaders.langsmith import LangSmithLoader
     from workbench.loaders.openhands import OpenHandsLoader
     from workbench.loaders.otlp import OtlpLoader
     from workbench.loaders.sweagent import SweAgentLoader
 
     # generic last: it claims only files that have a mapping next to them, after every named format declined
-    return {cls.name: cls for cls in (OtlpLoader, SweAgentLoader, OpenHandsLoader, GenericLoader)}
+    return {cls.name: cls for cls in (OtlpLoader, LangfuseLoader, LangSmithLoader, AgentOpsLoader, SweAgentLoader,
+                                      OpenHandsLoader, GenericLoader)}
 
 
 def registry() -> dict[str, Loader]:
@@ -82,6 +88,19 @@ def registry() -> dict[str, Loader]:
 def read_head(path: Path, n: int = HEAD_BYTES) -> bytes:
     with open(path, "rb") as fh:
         return fh.read(n)
+
+
+def not_a_trace(path: Path) -> str | None:
+    """Why `path` is a known non-trace companion file (e.g. Langfuse's ChatML rendering next to a trace
+    export), so a folder ingest lists it as skipped, not failed. Loaders say so through an optional
+    `not_trace(path, head) -> str | None`; None when no loader claims the file."""
+    head = read_head(path)
+    for loader in registry().values():
+        check = getattr(loader, "not_trace", None)
+        reason = check(path, head) if check else None
+        if reason:
+            return f"not a trace ({loader.name}): {reason}"
+    return None
 
 
 def detect(path: Path, fmt: str | None = None) -> Loader:
