@@ -30,13 +30,16 @@ def truncated_copy(src: Path, dst_dir: Path, fraction: float = 0.5) -> Path:
 
 
 def assert_truncated_copy_fails_cleanly(store, src: Path, dst_dir: Path, fmt: str) -> ImportResult:
-    """A half-written copy of `src` is one failed import with a reason, and the stored data is untouched."""
+    """A half-written copy of `src` is one rejected import with a reason, and the stored data is untouched.
+
+    ("rejected": the loader recognized the file, loaded nothing and said why; not an error of the ingest.)
+    """
     before = snapshot(store)
     assert before["runs"], "ingest the real file first: the check is that it survives"
     res = ingest_file(store, truncated_copy(src, dst_dir), fmt=fmt)  # raising here would be the traceback
-    assert (res.status, res.format, res.n_runs, res.n_steps) == ("failed", fmt, 0, 0), res
+    assert (res.status, res.format, res.n_runs, res.n_steps) == ("rejected", fmt, 0, 0), res
     assert res.message and "Traceback" not in res.message
     assert snapshot(store) == before
     row = store.sql("SELECT status, n_rejects FROM imports WHERE import_id = $id", {"id": res.import_id}).fetchone()
-    assert row == ("failed", 1)
+    assert row == ("rejected", 1)
     return res

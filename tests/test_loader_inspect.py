@@ -42,7 +42,7 @@ def test_folder_counts(loaded, inspect_dir):
     # 10 files here (SOURCE.md: only tests/log/test_eval_log/* and tests/analysis/test_logs/*)
     assert len(by_file) == 10
     empty = by_file["tests/analysis/test_logs/2025-05-12T20-28-13-04-00_no-samples.json"]
-    assert (empty.status, empty.n_rejects) == ("failed", 1) and "no samples" in empty.message
+    assert (empty.status, empty.n_rejects) == ("rejected", 1) and "no samples" in empty.message
     assert {p: r.status for p, r in by_file.items() if r is not empty} == dict.fromkeys(
         set(by_file) - {empty.path.split("inspect-ai/")[1]}, "ok")
     # 16 samples in the files: 10 in the .json logs (1 + 0 + 3 + 3 + 1 + 1 + 1), 6 in the .eval archives
@@ -158,7 +158,7 @@ def test_hostile_archives_are_refused_with_a_reason(store, tmp_path, monkeypatch
                 absolute: "unsafe member path '/etc/passwd'", many: "13 members, more than the 10 allowed"}
     for path, words in expected.items():
         res = ingest_file(store, path)
-        assert (res.format, res.status, res.n_runs) == ("inspect", "failed", 0), path
+        assert (res.format, res.status, res.n_runs) == ("inspect", "rejected", 0), path
         assert words in res.message, res.message
     assert store.sql("SELECT count(*) FROM runs").fetchone()[0] == 0
     with zipfile.ZipFile(many) as zf:  # a member over the record cap is refused before it is read
@@ -179,7 +179,7 @@ def test_broken_members_and_old_versions_are_rejects(store, inspect_dir, tmp_pat
     future = tmp_path / "future.json"
     future.write_text(json.dumps({"version": 99, "status": "success", "eval": {"run_id": "x"}, "samples": []}))
     res = ingest_file(store, future)
-    assert res.status == "failed" and "EvalLog version 99 is not supported" in res.message
+    assert res.status == "rejected" and "EvalLog version 99 is not supported" in res.message
     # other JSON is left to other loaders: an EvalLog needs version, status and an eval spec up front
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"version": 2, "data": [{"eval": 1, "run_id": 2}]}))
