@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from tests.loader_checks import assert_truncated_copy_fails_cleanly, claimed_by
+from tests.loader_util import assert_truncated_copy_rejected, claimed_by
 from workbench.ingest import ingest_file, ingest_paths
 from workbench.loaders import safezip
 from workbench.loaders.inspect_ai import score_outcome
@@ -186,9 +186,9 @@ def test_broken_members_and_old_versions_are_rejects(store, inspect_dir, tmp_pat
     assert "inspect" not in claimed_by(other)
 
 
-def test_truncated_copies_fail_cleanly(store, inspect_dir, tmp_path):
+def test_truncated_copies_are_rejected_and_change_nothing(store, inspect_dir, tmp_path):
     ingest_paths(store, [inspect_dir / BROWSER, inspect_dir / STREAMING])
-    res = assert_truncated_copy_fails_cleanly(store, inspect_dir / STREAMING, tmp_path, "inspect")
+    res = assert_truncated_copy_rejected(store, inspect_dir / STREAMING, tmp_path, "inspect")
     assert "not a readable zip archive" in res.message
-    res = assert_truncated_copy_fails_cleanly(store, inspect_dir / BROWSER, tmp_path, "inspect")
+    res = assert_truncated_copy_rejected(store, inspect_dir / BROWSER, tmp_path, "inspect")
     assert "not valid JSON" in res.message

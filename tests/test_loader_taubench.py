@@ -8,25 +8,19 @@ from collections import Counter
 import pytest
 
 from tests.conftest import REAL
-from tests.loader_checks import assert_truncated_copy_fails_cleanly, claimed_by
+from tests.loader_util import assert_truncated_copy_rejected, claimed_by, loaded_store, real_folder
 from workbench.ingest import ingest_file
 from workbench.models import make_run_id
-from workbench.store import Store
 
 TAU = REAL / "tau-bench" / "gpt-4o-airline.json"
 
 
 @pytest.fixture(scope="module")
-def tau():
-    """The real file ingested once; the tests below only read."""
-    if not TAU.is_file():
-        pytest.skip(f"real trace files not found at {TAU}")
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Store(f"{tmp}/wb.duckdb")
-        yield store, ingest_file(store, TAU)
-        store.close()
+def tau(tmp_path_factory):
+    """The real file ingested once; the tests below only read (or re-import it unchanged)."""
+    path = real_folder("tau-bench") / TAU.name
+    for store, summary in loaded_store(tmp_path_factory.mktemp("tau"), [path]):
+        yield store, summary.results[0]
 
 
 def _raw_counts() -> dict[str, int]:
@@ -98,11 +92,9 @@ def test_reimport_changes_nothing_and_sniffing_is_specific(tau):
     assert claimed_by(TAU) == ["tau-bench"]
 
 
-def test_truncated_copy_fails_cleanly(store, tmp_path):
-    if not TAU.is_file():
-        pytest.skip(f"real trace files not found at {TAU}")
-    ingest_file(store, TAU)
-    res = assert_truncated_copy_fails_cleanly(store, TAU, tmp_path, "tau-bench")
+def test_truncated_copy_is_rejected_and_changes_nothing(store, tmp_path):
+    ingest_file(store, real_folder("tau-bench") / TAU.name)
+    res = assert_truncated_copy_rejected(store, TAU, tmp_path, "tau-bench")
     reason = store.sql("SELECT reason FROM rejects WHERE import_id = $id", {"id": res.import_id}).fetchone()[0]
     assert reason.startswith("not valid JSON") and "truncated" in reason
 

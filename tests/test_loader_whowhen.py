@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.loader_checks import assert_truncated_copy_fails_cleanly, claimed_by
+from tests.loader_util import assert_truncated_copy_rejected, claimed_by
 from workbench.ingest import ingest_file, ingest_paths
 from workbench.loaders.whowhen import LABEL_CODE
 
@@ -82,9 +82,9 @@ def test_ag2_shape_and_out_of_range_step(store, tmp_path):
     assert step_id is None and "not in the history of 2 entries" in note
 
 
-def test_truncated_copy_fails_cleanly(store, hand_crafted, tmp_path):
+def test_truncated_copy_is_rejected_and_changes_nothing(store, hand_crafted, tmp_path):
     ingest_paths(store, [hand_crafted / "1.json", hand_crafted / "2.json"])
-    res = assert_truncated_copy_fails_cleanly(store, hand_crafted / "2.json", tmp_path, "who-and-when")
+    res = assert_truncated_copy_rejected(store, hand_crafted / "2.json", tmp_path, "who-and-when")
     assert "not valid JSON" in res.message
     # without --format the half file is not mistaken for Who&When (its label keys are gone): a clear miss
     unforced = ingest_file(store, tmp_path / "truncated-2.json")

@@ -22,13 +22,16 @@ from typing import Any
 from workbench.loaders import StageContext
 from workbench.loaders.base import PythonLoader, Trace, run_facts
 from workbench.loaders.chat import chat_steps
-from workbench.loaders.jsondoc import guarded, load_document, parse_document
+from workbench.loaders.documents import guarded, parse_document, read_document
 from workbench.loaders.parse import as_int, content_text, loads_lenient, message_of, parse_ts
 from workbench.loaders.safezip import ArchiveError, open_checked, read_member
 from workbench.models import Message, Reject, Run, Step
 
 NAME = "inspect"
 SUPPORTED_VERSIONS = (1, 2)
+MAX_LOG_BYTES = 1024 ** 3
+"""A `.json` log holds the whole eval (every sample), so it may be far larger than one record; `.eval`
+members, one sample each, keep the ingest's per-record limit."""
 _JSON_HEAD = re.compile(rb'^\s*\{\s*"version"\s*:\s*\d+\s*,\s*"status"\s*:')
 _REF = ("attachment://", "tc://")
 _SUCCESS = {"C": 1.0, "CORRECT": 1.0, "YES": 1.0, "TRUE": 1.0}
@@ -49,15 +52,25 @@ class InspectLoader(PythonLoader):
         if path.suffix.lower() == ".eval":
             yield from _read_eval(path, ctx)
             return
-        doc = load_document(path, dict, "an Inspect EvalLog object")
-        if isinstance(doc, Reject):
-            yield doc
+        got = _json_log(path)
+        if isinstance(got, Reject):
+            yield got
             return
-        samples = doc.get("samples") or []
-        if not isinstance(samples, list):
-            yield Reject(location="/samples", reason="samples is not a list")
-            return
+        doc, samples = got
         yield from _log(doc, ((f"/samples/{i}", s) for i, s in enumerate(samples)), len(samples))
+
+
+def _json_log(path: Path) -> tuple[dict, list] | Reject:
+    doc, reject = read_document(path, MAX_LOG_BYTES)
+    if reject:
+        return reject
+    if not isinstance(doc, dict):
+        return Reject(location="file", reason=f"not an Inspect eval log: expected a JSON object, found "
+                                              f"{type(doc).__name__}")
+    samples = doc.get("samples") or []
+    if not isinstance(samples, list):
+        return Reject(location="/samples", reason="samples is not a list")
+    return doc, samples
 
 
 def _read_eval(path: Path, ctx: StageContext) -> Iterator[Trace | Reject]:
@@ -87,7 +100,8 @@ def _member_json(zf, name: str, ctx: StageContext) -> Any | Reject:
         data = read_member(zf, name, ctx.max_record_bytes)
     except ArchiveError as exc:
         return Reject(location=name, reason=str(exc))
-    return parse_document(data, name)
+    doc, reject = parse_document(data, name)
+    return reject or doc
 
 
 def _log(header: Any, samples: Iterator[tuple[str, Any]], n_samples: int) -> Iterator[Trace | Reject]:

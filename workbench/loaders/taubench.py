@@ -23,7 +23,7 @@ from typing import Any
 from workbench.loaders import StageContext
 from workbench.loaders.base import PythonLoader, Trace, run_facts
 from workbench.loaders.chat import chat_steps
-from workbench.loaders.jsondoc import guarded, load_document
+from workbench.loaders.documents import guarded, read_document
 from workbench.loaders.parse import content_text
 from workbench.models import Message, Reject
 
@@ -42,9 +42,12 @@ class TauBenchLoader(PythonLoader):
         return all(key in head for key in (b'"task_id"', b'"reward"', b'"traj"'))
 
     def read(self, path: Path, ctx: StageContext) -> Iterator[Trace | Reject]:
-        doc = load_document(path, list, "a JSON array of trajectories")
-        if isinstance(doc, Reject):
-            yield doc
+        doc, reject = read_document(path, ctx.max_record_bytes)
+        if reject is None and not isinstance(doc, list):
+            reject = Reject(location="file", reason=f"not tau-bench trajectories: expected a JSON array, found "
+                                                    f"{type(doc).__name__}")
+        if reject:
+            yield reject
             return
         match = _STEM.match(path.stem)
         model, domain = (match["model"], match["domain"]) if match else (None, None)

@@ -23,7 +23,7 @@ from typing import Any
 
 from workbench.loaders import StageContext
 from workbench.loaders.base import ImportedLabel, PythonLoader, Trace, run_facts
-from workbench.loaders.jsondoc import guarded, load_document, read_tail
+from workbench.loaders.documents import guarded, read_document, read_tail
 from workbench.loaders.parse import content_text
 from workbench.models import Message, Reject, Run, Step
 
@@ -44,11 +44,11 @@ class WhoWhenLoader(PythonLoader):
         return b'"history"' in ends and b'"mistake_agent"' in ends and b'"mistake_step"' in ends
 
     def read(self, path: Path, ctx: StageContext) -> Iterator[Trace | Reject]:
-        doc = load_document(path, dict, "a Who&When object")
-        if not isinstance(doc, Reject) and not isinstance(doc.get("history"), list):
-            doc = Reject(location="/history", reason="expected a Who&When history list")
-        if isinstance(doc, Reject):
-            yield doc
+        doc, reject = read_document(path, ctx.max_record_bytes)
+        if reject is None and not (isinstance(doc, dict) and isinstance(doc.get("history"), list)):
+            reject = Reject(location="file", reason="not a Who&When log: expected an object with a history list")
+        if reject:
+            yield reject
             return
         yield guarded("file", {k: v for k, v in doc.items() if k != "history"}, lambda: _run(doc))
 
