@@ -61,15 +61,19 @@ class UnknownFormatError(ValueError):
 def _builtin() -> dict[str, type]:
     from workbench.loaders.agentops import AgentOpsLoader
     from workbench.loaders.generic import GenericLoader
+    from workbench.loaders.inspect_ai import InspectLoader
     from workbench.loaders.langfuse import LangfuseLoader
     from workbench.loaders.langsmith import LangSmithLoader
     from workbench.loaders.openhands import OpenHandsLoader
     from workbench.loaders.otlp import OtlpLoader
     from workbench.loaders.sweagent import SweAgentLoader
+    from workbench.loaders.taubench import TauBenchLoader
+    from workbench.loaders.whowhen import WhoWhenLoader
 
+    named = (OtlpLoader, LangfuseLoader, LangSmithLoader, AgentOpsLoader, SweAgentLoader, OpenHandsLoader,
+             InspectLoader, TauBenchLoader, WhoWhenLoader)
     # generic last: it claims only files that have a mapping next to them, after every named format declined
-    return {cls.name: cls for cls in (OtlpLoader, LangfuseLoader, LangSmithLoader, AgentOpsLoader, SweAgentLoader,
-                                      OpenHandsLoader, GenericLoader)}
+    return {cls.name: cls for cls in (*named, GenericLoader)}
 
 
 def registry() -> dict[str, Loader]:
