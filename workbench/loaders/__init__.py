@@ -55,9 +55,10 @@ class UnknownFormatError(ValueError):
 
 
 def _builtin() -> dict[str, type]:
+    from workbench.loaders.openinference import OpenInferenceLoader
     from workbench.loaders.otlp import OtlpLoader
 
-    return {OtlpLoader.name: OtlpLoader}
+    return {OtlpLoader.name: OtlpLoader, OpenInferenceLoader.name: OpenInferenceLoader}
 
 
 def registry() -> dict[str, Loader]:
