@@ -34,11 +34,17 @@ WEATHER = "The weather in Tokyo is sunny."
 CALL_ARGS = '{"city":"Tokyo"}'
 RAG_QUESTION = "Can I return an opened laptop?"
 RAG_ANSWER = "Yes: opened laptops can be returned within 14 days with the receipt."
-# trace B's chat history: a system prompt, then user/assistant turns; index 11 is the current question
-HISTORY = ["You answer questions about the shop's policies. Cite the policy."] + [
-    f"turn {i}: " + ("customer asks about order %d" % (100 + i) if i % 2 else "agent answers about order %d" % (99 + i))
-    for i in range(1, 11)] + [RAG_QUESTION]
-ROLES = ["system"] + ["user" if i % 2 else "assistant" for i in range(1, 11)] + ["user"]
+# trace B's chat history: a system prompt and 11 turns; the last one is the current question
+_TURNS = [
+    ("system", "You answer questions about the shop's policies. Cite the policy."),
+    ("user", "Hi, I ordered a laptop on the 3rd."), ("assistant", "Thanks. Do you have the order number?"),
+    ("user", "It's A-2291."), ("assistant", "Found it: a 14-inch laptop, delivered on the 6th."),
+    ("user", "The box is open, I tried it once."), ("assistant", "Understood. What would you like to do?"),
+    ("user", "It is too heavy for me."), ("assistant", "Sorry to hear that. Let me check the returns policy."),
+    ("user", "Do I need the original packaging?"), ("assistant", "The original box helps but is not required."),
+    ("user", RAG_QUESTION)]
+ROLES = [r for r, _ in _TURNS]
+HISTORY = [t for _, t in _TURNS]
 
 
 def _iso(ms: int) -> str:

@@ -16,6 +16,7 @@ from tests import openinference_builder as ob
 from tests.otlp_builder import request, span, write_jsonl
 from workbench.ingest import ingest_file
 from workbench.loaders import read_head, registry
+from workbench.loaders.openinference import span_of
 from workbench.models import make_run_id
 from workbench.store import Store
 
@@ -193,6 +194,22 @@ def test_bad_rows_are_rejected_with_their_line_and_the_rest_loads(store, tmp_pat
     assert [r[0] for r in rejects] == ["line 5", "line 6", "line 7"]
     assert rejects[0][1].startswith("invalid JSON") and rejects[1][1] == "not a JSON object"
     assert "context.trace_id" in rejects[2][1]
+
+
+def test_rows_flatten_back_to_openinference_keys():
+    row = {"context": {"trace_id": "T1", "span_id": "S1"}, "span_kind": "LLM", "start_time": 1_760_000_000_000,
+           "attributes.llm.input_messages": json.dumps([{"message.role": "user", "message.content": "hi"}]),
+           "attributes.llm": {"token_count": {"prompt": 3}},
+           "attributes.metadata": {"team": "search"}, "tag.tags": ["a", "b"], "attributes.score": float("nan")}
+    span_, problem = span_of(row)
+    assert problem is None and span_["startTimeUnixNano"] == "1760000000000000000"
+    assert {a["key"]: a["value"] for a in span_["attributes"]} == {
+        "llm.input_messages.0.message.role": {"stringValue": "user"},
+        "llm.input_messages.0.message.content": {"stringValue": "hi"},
+        "llm.token_count.prompt": {"intValue": "3"},
+        "metadata": {"stringValue": '{"team": "search"}'},
+        "tag.tags": {"arrayValue": {"values": [{"stringValue": "a"}, {"stringValue": "b"}]}},
+        "openinference.span.kind": {"stringValue": "LLM"}}
 
 
 def test_reimport_and_split_dump_merge(store, tmp_path):

@@ -48,6 +48,10 @@ _SPAN_FIELDS = {
 # text), not flattened into keys of its own
 _JSON_VALUED = ("metadata", "invocation_parameters", "input.value", "output.value", "tool.parameters",
                 "json_schema", "function.arguments", "function_call_arguments_json", "template.variables")
+# list attributes some exports hold as a JSON string of the list rather than the list itself
+_LIST_VALUED = ("llm.input_messages", "llm.output_messages", "retrieval.documents", "reranker.input_documents",
+                "reranker.output_documents", "embedding.embeddings", "llm.tools", "message.tool_calls",
+                "message.contents")
 _CONTEXT_TRACE = re.compile(rb'"context"\s*:\s*\{[^{}]*"trace_id"')
 _STATUS = {"OK": "STATUS_CODE_OK", "ERROR": "STATUS_CODE_ERROR", "UNSET": "STATUS_CODE_UNSET"}
 
@@ -221,6 +225,8 @@ def _flatten(key: str, value: Any, out: dict[str, Any]) -> None:
     """Dotted OpenInference keys from nested objects and lists of objects (positions become indexes)."""
     if _missing(value):
         return
+    if isinstance(value, str) and key.endswith(_LIST_VALUED) and value.lstrip().startswith("["):
+        value = loads_lenient(value)
     json_valued = key.endswith(_JSON_VALUED)
     if isinstance(value, dict) and not json_valued:
         for k, v in value.items():

@@ -129,9 +129,10 @@ CREATE OR REPLACE TEMP MACRO _oi_messages(flat) AS list_transform(
         lambda q: struct_pack(d := q.d, n := q.n)))),
     lambda i: _oi_message(list_filter(flat, lambda q: q.d = i.d AND q.n = i.n)));
 -- a JSON list of OpenAI-style tool calls ([{id, function: {name, arguments}}] or [{id, name, arguments}])
-CREATE OR REPLACE TEMP MACRO _json_tool_calls(j) AS list_transform(json_extract(j, '$[*]'),
+CREATE OR REPLACE TEMP MACRO _json_tool_calls(j) AS coalesce(list_transform(json_extract(j, '$[*]'),
     lambda t: struct_pack(id := t->>'$.id', name := coalesce(t->>'$.function.name', t->>'$.name'),
-        arguments := _json_or_text(coalesce(t->>'$.function.arguments', t->>'$.arguments'))));
+        arguments := _json_or_text(coalesce(t->>'$.function.arguments', t->>'$.arguments')))),
+    []::STRUCT(id VARCHAR, name VARCHAR, arguments JSON)[]);
 CREATE OR REPLACE TEMP MACRO _is_object(s) AS json_valid(s) AND json_type(s) = 'OBJECT';
 CREATE OR REPLACE TEMP MACRO _attrs_json(attrs) AS to_json(map(
     list_transform(attrs, lambda a: a.key), list_transform(attrs, lambda a: _as_json(a.value))));
