@@ -27,11 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from workbench.loaders import StageContext
 from workbench.loaders.otlp import derive_span_run_facts, finish_spans, insert_spans, prepare_spans
-from workbench.loaders.parse import loads_lenient, parse_ts
+from workbench.loaders.parse import loads_lenient, parse_ts, read_json_lines
 from workbench.models import Reject
 
 _SUFFIXES = {".json", ".jsonl", ".ndjson"}
@@ -99,6 +98,8 @@ class OpenInferenceLoader:
         derive_span_run_facts(cur, self.name)
 
     def _insert(self, cur: duckdb.DuckDBPyConnection, docs: list[str]) -> None:
+        import pyarrow as pa
+
         cur.register("_oi_docs", pa.table({"json": pa.array(docs, pa.string())}))
         try:
             insert_spans(cur, "_oi_docs", {}, self.name)
@@ -124,23 +125,15 @@ def _rows(path: Path, ctx: StageContext, rejects: list[Reject]) -> Iterator[tupl
         for i, item in enumerate(items):
             yield f"item {i}", item
         return
-    with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            excerpt = raw.rstrip(b"\r\n")[:_EXCERPT].decode("utf-8", errors="replace")
-            if len(raw) > ctx.max_record_bytes:
-                rejects.append(Reject(location=f"line {number}", excerpt=excerpt,
-                                      reason=f"record of {len(raw):,} bytes exceeds the "
-                                             f"{ctx.max_record_bytes:,} byte limit"))
-                continue
-            try:
-                yield f"line {number}", json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as exc:
-                rejects.append(Reject(location=f"line {number}", reason=f"invalid JSON: {exc}", excerpt=excerpt))
+    for location, excerpt, obj, problem in read_json_lines(path, ctx.max_record_bytes, _EXCERPT):
+        if problem:
+            rejects.append(Reject(location=location, reason=problem, excerpt=excerpt))
+        else:
+            yield location, obj
 
 
 def _parquet_rows(path: Path, rejects: list[Reject]) -> Iterator[tuple[str, Any]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
@@ -242,18 +235,17 @@ def _key_values(attrs: dict[str, Any]) -> list[dict]:
     return [{"key": k, "value": v} for k, v in ((k, _any_value(v)) for k, v in attrs.items()) if v is not None]
 
 
+# OTLP AnyValue fields by Python type (bool before int: a bool is an int too); intValue is a string in OTLP/JSON
+_SCALARS = ((bool, "boolValue", bool), (int, "intValue", str), (float, "doubleValue", float), (str, "stringValue", str))
+
+
 def _any_value(v: Any) -> dict | None:
     """An OTLP AnyValue for a JSON/Parquet value; objects and mixed lists travel as JSON text."""
     if _missing(v):
         return None
-    if isinstance(v, bool):
-        return {"boolValue": v}
-    if isinstance(v, int):
-        return {"intValue": str(v)}
-    if isinstance(v, float):
-        return {"doubleValue": v}
-    if isinstance(v, str):
-        return {"stringValue": v}
+    for kind, field, convert in _SCALARS:
+        if isinstance(v, kind):
+            return {field: convert(v)}
     if isinstance(v, list | tuple) and all(isinstance(x, str | int | float | bool) for x in v):
         return {"arrayValue": {"values": [x for x in (_any_value(x) for x in v) if x is not None]}}
     if isinstance(v, datetime):

@@ -15,6 +15,7 @@ import duckdb
 from workbench.loaders import StageContext
 from workbench.loaders.base import estimate_costs
 from workbench.loaders.otlp_sql import MACROS, RESOURCE_SPANS_TYPE, RUN_FACTS, TEXT_MACROS, spans_query
+from workbench.loaders.parse import read_json_lines
 from workbench.models import Reject
 
 _EXCERPT = 500
@@ -155,26 +156,15 @@ def _shape_error(obj: object) -> str | None:
 def _locate_bad_lines(path: Path, expected: int, ctx: StageContext) -> list[Reject]:
     """Find which lines DuckDB could not read. Only runs when there are bad lines, so speed matters less."""
     found: list[Reject] = []
-    with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            excerpt = raw.rstrip(b"\r\n")[:_EXCERPT].decode("utf-8", errors="replace")
-            if len(raw) > ctx.max_record_bytes:
-                found.append(Reject(location=f"line {number}",
-                                    reason=f"record of {len(raw):,} bytes exceeds the {ctx.max_record_bytes:,} byte limit",
-                                    excerpt=excerpt))
-                continue
-            try:
-                obj = json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as exc:
-                found.append(Reject(location=f"line {number}", reason=f"invalid JSON: {exc}", excerpt=excerpt))
-                continue
+    for location, excerpt, obj, problem in read_json_lines(path, ctx.max_record_bytes, _EXCERPT):
+        if problem is None:
             problem = _shape_error(obj)
-            if problem and not problem.startswith("spans do not match"):
-                found.append(Reject(location=f"line {number}", reason=problem, excerpt=excerpt))
-            if len(found) >= expected:
-                break
+            if problem and problem.startswith("spans do not match"):
+                problem = None  # counted below: DuckDB's cast is stricter than this check
+        if problem:
+            found.append(Reject(location=location, reason=problem, excerpt=excerpt))
+        if len(found) >= expected:
+            break
     if len(found) < expected:
         found.append(Reject(location="file", reason=f"{expected - len(found)} record(s) did not match the OTLP "
                                                     "span shape (e.g. a field of the wrong type)"))
