@@ -1,8 +1,10 @@
-"""OTLP/JSON traces with GenAI (current and deprecated) attributes: `runs.format = 'otlp'`.
+"""OTLP/JSON traces with GenAI (current and deprecated) and OpenInference attributes: `runs.format = 'otlp'`.
 
 Reads the Collector file exporter's JSON Lines (one `ExportTraceServiceRequest` per line) and single JSON
 documents. The mapping runs in DuckDB (`otlp_sql.py`); this module drives it and reports what it could not
 read. Log/event exports (`resourceLogs`) carry no spans: their records are reported as rejects with the reason.
+`prepare_spans` / `insert_spans` / `finish_spans` / `derive_span_run_facts` are shared with the
+`openinference` loader, which turns span dumps into OTLP spans first.
 """
 
 from __future__ import annotations
