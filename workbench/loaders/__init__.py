@@ -65,12 +65,13 @@ def _builtin() -> dict[str, type]:
     from workbench.loaders.langfuse import LangfuseLoader
     from workbench.loaders.langsmith import LangSmithLoader
     from workbench.loaders.openhands import OpenHandsLoader
+    from workbench.loaders.openinference import OpenInferenceLoader
     from workbench.loaders.otlp import OtlpLoader
     from workbench.loaders.sweagent import SweAgentLoader
     from workbench.loaders.taubench import TauBenchLoader
     from workbench.loaders.whowhen import WhoWhenLoader
 
-    named = (OtlpLoader, LangfuseLoader, LangSmithLoader, AgentOpsLoader, SweAgentLoader, OpenHandsLoader,
+    named = (OtlpLoader, OpenInferenceLoader, LangfuseLoader, LangSmithLoader, AgentOpsLoader, SweAgentLoader, OpenHandsLoader,
              InspectLoader, TauBenchLoader, WhoWhenLoader)
     # generic last: it claims only files that have a mapping next to them, after every named format declined
     return {cls.name: cls for cls in (*named, GenericLoader)}
