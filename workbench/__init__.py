@@ -4,6 +4,7 @@ The public surface lives here; import from `workbench` rather than its modules.
 """
 
 from workbench.demo_build import build_demo
+from workbench.imports import import_path, import_rejects, import_uploads, imports_table
 from workbench.ingest import IngestSummary, ingest_file, ingest_paths
 from workbench.models import ImportResult, Message, Reject, Run, Step, ToolCall, make_run_id
 from workbench.queries import Overview, RunFilter, RunsPage, get_run, overview, run_steps, runs_page
@@ -12,6 +13,6 @@ from workbench.store import Store, StoreBusyError, StoreError, default_db_path, 
 __all__ = [
     "ImportResult", "IngestSummary", "Message", "Overview", "Reject", "Run", "RunFilter", "RunsPage", "Step",
     "Store", "StoreBusyError", "StoreError", "ToolCall", "build_demo", "default_db_path", "get_run",
-    "ingest_file", "ingest_paths", "make_run_id", "open_store", "overview", "run_steps", "runs_page",
+    "import_path", "import_rejects", "import_uploads", "imports_table", "ingest_file", "ingest_paths", "make_run_id", "open_store", "overview", "run_steps", "runs_page",
 ]
 __version__ = "0.1.0"

@@ -146,11 +146,13 @@ def app_script() -> Path:
 def _serve(db: Path, host: str, port: int) -> None:
     """Run the Streamlit server in this process, which opens (and so owns) the database first."""
     from workbench.store import shared_store
+    from workbench.uploads import UploadError, UploadLimits
 
     db = db.resolve()
     try:
         shared_store(db, serving=True)
-    except StoreError as exc:
+        upload_mb = UploadLimits.from_env().max_upload_mb
+    except (StoreError, UploadError) as exc:
         _fail(str(exc))
     os.environ["WORKBENCH_DB"] = str(db)
     script = app_script()
@@ -167,6 +169,7 @@ def _serve(db: Path, host: str, port: int) -> None:
         "browser_serverAddress": host,
         "client_toolbarMode": "minimal",
         "runner_magicEnabled": False,
+        "server_maxUploadSize": upload_mb,  # the server refuses bigger uploads before the page sees them
     }
     click.echo(f"Serving {db} at http://{host}:{port}  (Ctrl+C to stop)")
     st_config._main_script_path = str(script)  # as `streamlit run` does, so config and pages resolve
