@@ -19,6 +19,7 @@ Built-in loaders register through the same entry-point group (`workbench.loaders
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -80,14 +81,23 @@ def _builtin() -> dict[str, type]:
 def registry() -> dict[str, Loader]:
     """All loaders by name: the built-in ones and any registered under the `workbench.loaders` entry points."""
     found: dict[str, Loader] = {name: cls() for name, cls in _builtin().items()}
+    for name, factory in _plugins():
+        if name not in found:
+            found[name] = factory()
+    return found
+
+
+@functools.cache
+def _plugins() -> tuple[tuple[str, type], ...]:
+    """Loaders from installed packages' entry points, scanned once per process (the scan reads every
+    installed distribution's metadata, which cost more than reading a small trace file)."""
+    out = []
     for ep in entry_points(group="workbench.loaders"):
-        if ep.name in found:
-            continue
         try:
-            found[ep.name] = ep.load()()
+            out.append((ep.name, ep.load()))
         except Exception:  # a broken plugin must not take the built-in formats down with it
             continue
-    return found
+    return tuple(out)
 
 
 def read_head(path: Path, n: int = HEAD_BYTES) -> bytes:
