@@ -36,7 +36,7 @@ step_id, parent_step_id, seq, depth, kind, name, started_at, duration_ms, status
            AS n_messages,
        CASE WHEN kind = 'llm' AND json_type(messages) = 'ARRAY'
             THEN CAST(json_extract(messages, '$[#-1].tool_calls') AS VARCHAR) END AS out_calls,
-       CASE WHEN tool_name IS NOT NULL THEN md5(tool_result)
+       CASE WHEN tool_name IS NOT NULL THEN md5(coalesce(tool_result, '') || chr(31) || coalesce(error, ''))
             WHEN kind = 'llm' AND json_type(messages) = 'ARRAY'
             THEN md5(json_extract_string(messages, '$[#-1].content'))
        END AS result_hash

@@ -82,7 +82,10 @@ def aligned_steps(cmp: Comparison, only_differences: bool) -> int | None:
     ident = (cmp.a.run_id, cmp.b.run_id)
     if st.session_state.get("compare.runs") != ident or st.session_state.get(_PAIR) not in range(len(pairs)):
         st.session_state["compare.runs"] = ident
-        st.session_state[_PAIR] = cmp.first_divergence if cmp.first_divergence is not None else 0
+        differing = (pairs["op"] != SAME).to_numpy().nonzero()[0]
+        first = cmp.first_divergence if cmp.first_divergence is not None else (
+            int(differing[0]) if len(differing) else 0)
+        st.session_state[_PAIR] = first
     current = st.session_state[_PAIR]
     key = f"compare.grid.{ident}.{only_differences}"
     st.dataframe(

@@ -74,6 +74,8 @@ def current_index(rp: Replay) -> int:
     if ss.get(_RUN) != rp.run_id or (linked in ids and linked != ss.get(_STEP)) or ss.get(_STEP) not in ids:
         _show(linked if linked in ids else ids[0])
         ss[_RUN] = rp.run_id
+    elif linked != ss[_STEP]:  # a stale or unknown ?step=: the URL follows what is shown
+        st.query_params["step"] = ss[_STEP]
     return int(rp.index_of(ss[_STEP]))
 
 
