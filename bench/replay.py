@@ -14,6 +14,9 @@ Measured, each warmed up once and then timed `--repeat` times (median):
   serialized to JSON (what st.plotly_chart sends). Baseline, same machine and run: the straightforward way,
   every step with its payloads read into pandas, messages and arguments parsed with `json.loads` per step,
   and a waterfall with one bar trace per step.
+- page: the Replay page's whole script run for that run in Streamlit's AppTest (the server side of opening
+  the page: every query, the grid, both charts and the step detail turned into the messages sent to the
+  browser), with the data caches cleared before each run ("cold") and then once more with them ("warm").
 - align: `compare_runs`' work on the two loaded replays (`comparison_of`: numpy DP, traceback, pair table).
   Baseline: the same edit distance with a plain two-loop Python DP (`edit_distance_reference`, cost only,
   no traceback).
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import random
 import sys
 import time
@@ -37,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd  # noqa: E402
 import plotly.graph_objects as go  # noqa: E402
 import pyarrow as pa  # noqa: E402
-from _common import DEFAULT_WORKDIR, median, remove_db, table  # noqa: E402
+from _common import DEFAULT_WORKDIR, ROOT, median, remove_db, table  # noqa: E402
 
 from workbench import queries, viz  # noqa: E402
 from workbench.replay import load_replay  # noqa: E402
@@ -155,6 +159,32 @@ def open_naive(store: Store, run_id: str) -> dict:
     return {"steps": len(frame), "figure_bytes": len(fig.to_json())}
 
 
+def page_runs(db: Path, run_id: str, n_steps: int, repeat: int) -> tuple[float, float]:
+    """Median seconds of the Replay page's script run with cleared caches, and of one run with warm caches."""
+    os.environ["WORKBENCH_DB"] = str(db)
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.query_params["run"] = run_id
+    at.run()
+    at.switch_page("app_pages/run.py")
+    at.query_params["run"] = run_id
+    at.run().run()  # the run after switch_page sees the URL's values on the next one (see tests/test_pages.py)
+    assert not at.exception and at.code[0].value == run_id, [e.value for e in at.exception]
+    grid = next(d.value for d in at.dataframe if "label" in d.value.columns)
+    assert len(grid) == n_steps
+    cold = []
+    for _ in range(repeat):
+        st.cache_data.clear()
+        started = time.perf_counter()
+        at.run()
+        cold.append(time.perf_counter() - started)
+    started = time.perf_counter()
+    at.run()
+    return median(cold), time.perf_counter() - started
+
+
 def timed(fn, repeat: int) -> tuple[float, object]:
     result = fn()  # warm-up (and the value reported)
     times = []
@@ -190,17 +220,22 @@ def main() -> None:
     finally:
         store.close()
     assert ref_cost == cmp.distance, (ref_cost, cmp.distance)  # the fast DP is exact, not an approximation
+    page_cold_s, page_warm_s = page_runs(db, a, len(ra.steps), args.repeat)
     print(f"run A: {opened['steps']:,} steps, {opened['findings']} findings; run B: {len(rb.steps):,} steps; "
           f"{len(cmp.pairs):,} aligned pairs, edit cost {cmp.distance}, first divergence at pair "
           f"{cmp.first_divergence}")
     rows = [
         ["open 2k-step run (replay + grid + waterfall)", f"{open_s:.3f}", f"{naive_s:.3f}",
          f"{naive_s / open_s:.1f}x", f"< {TARGET_OPEN_S}", "ok" if open_s < TARGET_OPEN_S else "MISSED"],
+        ["Replay page script run, cold caches", f"{page_cold_s:.3f}", "", "", f"< {TARGET_OPEN_S}",
+         "ok" if page_cold_s < TARGET_OPEN_S else "MISSED"],
+        ["Replay page script run, warm caches", f"{page_warm_s:.3f}", "", "", "", ""],
         ["align two 2k-step runs", f"{align_s:.3f}", f"{ref_s:.3f}", f"{ref_s / align_s:.1f}x",
          f"< {TARGET_ALIGN_S}", "ok" if align_s < TARGET_ALIGN_S else "MISSED"],
     ]
     print(table(["measure", "workbench s", "baseline s", "speed-up", "target s", ""], rows))
     print(json.dumps({"steps": args.steps, "open_s": round(open_s, 4), "open_naive_s": round(naive_s, 4),
+                      "page_cold_s": round(page_cold_s, 4), "page_warm_s": round(page_warm_s, 4),
                       "align_s": round(align_s, 4), "align_reference_s": round(ref_s, 4),
                       "grid_bytes": opened["grid_bytes"], "figure_bytes": opened["figure_bytes"],
                       "naive_figure_bytes": naive["figure_bytes"]}))

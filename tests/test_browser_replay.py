@@ -50,6 +50,7 @@ def demo(demo_db, tmp_path_factory):
         pair = cmp.pairs.iloc[cmp.first_divergence]
         facts = {"run_id": run_id, "steps": rp.step_ids, "seqs": rp.steps["seq"].tolist(),
                  "loop": rp.findings["step_ids"].iloc[0], "tools": rp.steps["tool_name"].notna().tolist(),
+                 "kinds": rp.steps["kind"].tolist(),
                  "nearest": nearest, "div_a": pair["a_step_id"] if isinstance(pair["a_step_id"], str) else None,
                  "div_b": pair["b_step_id"] if isinstance(pair["b_step_id"], str) else None}
     finally:
@@ -109,6 +110,17 @@ def test_step_through_a_failure_with_the_keyboard(demo, page):
     press(page, "t", f["steps"][next_tool])  # next tool call: the loop's second call
     assert f["steps"][next_tool] == f["loop"][1]
     shot(page, "replay-keyboard")
+    # a click on a waterfall bar opens that step: the last bar of the first trace (LLM calls) is the last LLM step
+    llm_rows = [i for i, k in enumerate(f["kinds"]) if k == "llm"]
+    bar = page.locator(".js-plotly-plot").first.locator(".trace.bars").first.locator(".point").nth(len(llm_rows) - 1)
+    bar.scroll_into_view_if_needed()
+    box = bar.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # plotly wants a hover first
+    page.wait_for_timeout(300)
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_url(f"**step={f['steps'][llm_rows[-1]]}*", timeout=bu.WAIT_MS)
+    settle(page)
+    assert page.locator(EXCEPTION).count() == 0
     assert page.dialogs == []  # type: ignore[attr-defined]
 
 

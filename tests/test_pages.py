@@ -259,6 +259,26 @@ def test_replay_linked_step_wins_over_the_remembered_one(open_page):
     assert at.query_params["step"] == "s1"
 
 
+def test_replay_header_lists_current_labels(sample_db, tmp_path, monkeypatch):
+    db = tmp_path / "labelled.duckdb"
+    shutil.copyfile(sample_db, db)
+    store = Store(db)
+    events = [("e1", None, "tool.wrong_tool", "high", "add"), ("e2", "s2", bu.EVIL_SCRIPT, None, "add"),
+              ("e3", None, "outcome.gave_up", None, "add"), ("e4", None, "outcome.gave_up", None, "remove")]
+    with store, store.transaction() as cur:
+        for n, (eid, step, code, severity, action) in enumerate(events):
+            cur.execute("INSERT INTO label_events (event_id, run_id, step_id, code, severity, reviewer, created_at, "
+                        "action) VALUES ($1, 'run0000000000003', $2, $3, $4, 'maria', "
+                        "TIMESTAMP '2026-03-01 10:00:00' + to_minutes($5), $6)",
+                        [eid, step, code, severity, n, action])
+    at = _opener(db, monkeypatch)("app_pages/run.py", run="run0000000000003")
+    no_errors(at)
+    labels = next(t.value for t in at.text if t.value.startswith("labels: "))
+    # the removed label is gone; a label's code is data too, so it is shown as text only
+    assert labels == f"labels: tool.wrong_tool (high) by maria; {bu.EVIL_SCRIPT} by maria on step s2"
+    assert assert_trace_text_is_inert(at) >= 1
+
+
 # -- Compare ------------------------------------------------------------------------------------------------
 def test_compare_defaults_to_the_nearest_success(open_page):
     at = open_page("app_pages/compare.py", a="run0000000000002")
