@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "workbench"
 UI = PACKAGE / "ui"
 LIBRARY_MODULES = ["workbench", "workbench.queries", "workbench.viz", "workbench.store", "workbench.cli",
-                   "workbench.models", "workbench.imports", "workbench.uploads"]
+                   "workbench.models", "workbench.imports", "workbench.uploads", "workbench.replay",
+                   "workbench.labels"]
 
 
 def test_importing_the_library_does_not_load_streamlit():
