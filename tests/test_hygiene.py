@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "workbench"
 UI = PACKAGE / "ui"
 LIBRARY_MODULES = ["workbench", "workbench.queries", "workbench.viz", "workbench.store", "workbench.cli",
-                   "workbench.models", "workbench.analytics", "workbench.drift", "workbench.budgets",
+                   "workbench.models", "workbench.imports", "workbench.uploads", "workbench.replay",
+                   "workbench.labels", "workbench.analytics", "workbench.drift", "workbench.budgets",
                    "workbench.scoring", "workbench.judge", "workbench.viz_ops", "workbench.rubric_controls"]
 
 

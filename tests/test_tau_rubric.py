@@ -1,9 +1,10 @@
 """The tau-bench rubric (data/rubrics/tau-bench.toml) against tau-bench's own reward on the 200 gpt-4o airline
 runs in ../shared/data/real/tau-bench (SOURCE.md: 200 runs, 84 pass / 116 fail).
 
-Two tests: one through the tau-bench loader (skipped until that loader is registered), and one that maps the
+Two tests: one through the tau-bench loader (skipped when it is not registered), and one that maps the
 trajectories with the shared convention directly (assistant turn = llm step, tool result = tool step with
-tool_name, tool_args and tool_result; expected actions in runs.attributes) so the rubric itself is checked now.
+tool_name, tool_args and tool_result; expected actions in runs.attributes), so the rubric is checked on its own.
+Both find the same 195 agreements and the same five disagreements.
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ DISAGREE = {
 
 
 def agreement(store: Store) -> tuple[int, set[str]]:
-    rows = store.df("""SELECT s.run_id, s.passed, r.outcome FROM scores s JOIN runs r USING (run_id)
+    """(runs where the check agrees with the reward, native ids of the others)."""
+    rows = store.df("""SELECT r.native_id, s.passed, r.outcome FROM scores s JOIN runs r USING (run_id)
                        WHERE s.criterion = 'expected_writes'""")
     agree = (rows["passed"].fillna(False).astype(bool) == (rows["outcome"] == "success"))
-    return int(agree.sum()), set(rows.loc[~agree, "run_id"])
+    return int(agree.sum()), set(rows.loc[~agree, "native_id"])
 
 
 def test_expected_writes_agree_with_the_reward_through_the_loader(real_dir, tmp_path):
@@ -50,8 +52,10 @@ def test_expected_writes_agree_with_the_reward_through_the_loader(real_dir, tmp_
         counts = store.df("SELECT outcome, count(*) AS n FROM runs GROUP BY 1").set_index("outcome")["n"]
         assert counts.to_dict() == {"success": 84, "failure": 116}  # SOURCE.md
         score_runs(store, load_rubric(RUBRIC), RunFilter(format="tau-bench"))
-        agree, _ = agreement(store)
+        agree, wrong = agreement(store)
     assert agree >= 190, f"the check agrees with the reward on {agree} of 200 runs (target: 95%)"
+    # the loader names runs gpt-4o-airline/TASK/TRIAL
+    assert agree == 195 and wrong == {f"gpt-4o-airline/{t}/{n}" for t, n in DISAGREE}
 
 
 def test_expected_writes_agree_with_the_reward(real_dir, tmp_path):

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import duckdb
 
-from workbench.loaders import StageContext, UnknownFormatError, detect
+from workbench.loaders import StageContext, UnknownFormatError, detect, not_a_trace
 from workbench.models import ImportResult, Reject
+from workbench.redaction import Redactor
 from workbench.store import Store
 from workbench.store.merge import create_staging, drop_staging, merge_staged
 
@@ -45,6 +46,7 @@ class IngestSummary:
             "runs": sum(r.n_runs for r in self.results),
             "steps": sum(r.n_steps for r in self.results),
             "rejects": sum(r.n_rejects for r in self.results),
+            "redacted": sum(r.n_redacted for r in self.results),
             "seconds": round(sum(r.seconds for r in self.results), 2),
         }
 
@@ -93,8 +95,12 @@ def file_sha256(path: Path) -> str:
 
 
 def ingest_paths(store: Store, paths: Iterable[str | Path], *, fmt: str | None = None,
-                 progress: Progress | None = None, force: bool = False) -> IngestSummary:
-    """Ingest every file under `paths`. Never raises for a bad file: each outcome is in the summary."""
+                 progress: Progress | None = None, force: bool = False,
+                 redactor: Redactor | None = None, options: dict | None = None) -> IngestSummary:
+    """Ingest every file under `paths`. Never raises for a bad file: each outcome is in the summary.
+
+    `options` reach the loader as `StageContext.options` (e.g. ``{"mapping": path}`` for `generic`).
+    """
     files, missing = expand_paths(paths)
     summary = IngestSummary()
     for text in missing:
@@ -103,18 +109,27 @@ def ingest_paths(store: Store, paths: Iterable[str | Path], *, fmt: str | None =
     for i, path in enumerate(files):
         if progress:
             progress(i, len(files), str(path))
-        summary.results.append(ingest_file(store, path, fmt=fmt, force=force))
+        summary.results.append(ingest_file(store, path, fmt=fmt, force=force, redactor=redactor,
+                                           options=options))
     if progress and files:
         progress(len(files), len(files), "done")
     return summary
 
 
-def ingest_file(store: Store, path: Path, *, fmt: str | None = None, force: bool = False) -> ImportResult:
-    """Load one file in one transaction. Returns the import's result; stored data is untouched on failure."""
+def ingest_file(store: Store, path: Path, *, fmt: str | None = None, force: bool = False,
+                redactor: Redactor | None = None, options: dict | None = None) -> ImportResult:
+    """Load one file in one transaction. Returns the import's result; stored data is untouched on failure.
+
+    With a `redactor`, secrets and personal data are masked in the staged rows, before anything is stored.
+    """
     started = time.perf_counter()
     path = Path(path)
     now = datetime.now(UTC).replace(tzinfo=None)
     try:
+        skip = None if fmt else not_a_trace(path)
+        if skip:
+            return ImportResult(import_id="-", path=str(path), format=None, status="skipped", message=skip,
+                                seconds=time.perf_counter() - started)
         loader = detect(path, fmt)
     except (UnknownFormatError, OSError) as exc:
         return ImportResult(import_id="-", path=str(path), format=None, status="failed", message=str(exc))
@@ -130,36 +145,42 @@ def ingest_file(store: Store, path: Path, *, fmt: str | None = None, force: bool
             return ImportResult(import_id=prior[0], path=str(path), format=loader.name, status="skipped",
                                 seconds=time.perf_counter() - started,
                                 message=f"already imported as {prior[0]} (same content)")
-    ctx = StageContext(import_id=import_id, path=path)
+    ctx = StageContext(import_id=import_id, path=path, options=dict(options or {}))
     try:
         with store.transaction() as cur:
             create_staging(cur)
             rejects = loader.stage(cur, path, ctx)
+            n_masked = redactor.redact_staged(cur) if redactor else 0
             after = getattr(loader, "derive_run_facts", None)
             n_runs, n_steps = merge_staged(cur, import_id, after_steps=after)
             drop_staging(cur)
-            status = ("failed" if n_runs == 0 else "partial") if rejects else "ok"
-            _record_import(cur, import_id, path, loader.name, digest, now, n_runs, n_steps, rejects, status)
+            # rejected: read, but nothing in it was loadable, and every record says why (not an error)
+            status = ("rejected" if n_runs == 0 else "partial") if rejects else "ok"
+            _record_import(cur, import_id, path, loader.name, digest, now, n_runs, n_steps, rejects, status,
+                           f"redacted {n_masked} value(s)" if redactor else None)
     except (duckdb.Error, OSError, ValueError) as exc:
         message = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
         _record_failure(store, import_id, path, loader.name, digest, now, message)
         return ImportResult(import_id=import_id, path=str(path), format=loader.name, status="failed",
                             seconds=time.perf_counter() - started, message=message)
     message = "; ".join(f"{r.location}: {r.reason}" for r in rejects[:3])
+    if redactor:
+        message = "; ".join(m for m in (f"redacted {n_masked} value(s)", message) if m)
     return ImportResult(import_id=import_id, path=str(path), format=loader.name, status=status,
-                        n_runs=n_runs, n_steps=n_steps, n_rejects=len(rejects),
+                        n_runs=n_runs, n_steps=n_steps, n_rejects=len(rejects), n_redacted=n_masked,
                         seconds=time.perf_counter() - started, message=message)
 
 
 def _record_import(cur, import_id: str, path: Path, fmt: str, digest: str, started: datetime,
-                   n_runs: int, n_steps: int, rejects: list[Reject], status: str) -> None:
+                   n_runs: int, n_steps: int, rejects: list[Reject], status: str,
+                   message: str | None = None) -> None:
     cur.execute(
         "INSERT INTO imports (import_id, path, format, sha256, size_bytes, started_at, finished_at, n_runs, "
         "n_steps, n_rejects, status, message) VALUES ($id, $path, $fmt, $sha, $size, $start, $end, $runs, "
-        "$steps, $rej, $status, NULL)",
+        "$steps, $rej, $status, $msg)",
         {"id": import_id, "path": str(path), "fmt": fmt, "sha": digest, "size": path.stat().st_size,
          "start": started, "end": datetime.now(UTC).replace(tzinfo=None), "runs": n_runs, "steps": n_steps,
-         "rej": len(rejects), "status": status},
+         "rej": len(rejects), "status": status, "msg": message},
     )
     if rejects:
         cur.executemany(

@@ -143,9 +143,13 @@ class ImportResult(_Model):
     import_id: str
     path: str
     format: str | None
-    status: Literal["ok", "partial", "skipped", "failed"]
+    status: Literal["ok", "partial", "rejected", "skipped", "failed"]
+    """ok; partial (some records rejected); rejected (recognized, nothing loadable, each reject has a reason);
+    skipped (same content imported before); failed (unrecognized, unreadable, or an error rolled it back)."""
     n_runs: int = 0
     n_steps: int = 0
     n_rejects: int = 0
+    n_redacted: int = 0
+    """Values masked by redaction (0 when redaction was off)."""
     seconds: float = 0.0
     message: str = ""

@@ -13,15 +13,14 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from workbench.labels import _LATEST
 from workbench.queries import RunFilter, _where
 from workbench.rubrics import Rubric
 from workbench.store import Store
 
-#: The current labels: the latest add/remove per (run, step, code, reviewer), kept when it is an add.
-CURRENT_LABELS = """(SELECT run_id, step_id, code, reviewer, severity FROM (
-    SELECT *, row_number() OVER (PARTITION BY run_id, coalesce(step_id, ''), code, reviewer
-                                 ORDER BY created_at DESC, event_id DESC) AS rn
-    FROM label_events WHERE action IN ('add', 'remove')) WHERE rn = 1 AND action = 'add')"""
+#: The current labels, as the labeling module defines them (workbench.labels: the latest add/remove per run,
+#: step, code and reviewer, kept when it is an add), as a subquery.
+CURRENT_LABELS = f"(SELECT run_id, step_id, code, reviewer, severity FROM ({_LATEST}) WHERE action = 'add')"
 
 #: Group-by keys for pass rates, mapped to their SQL over runs (alias r).
 GROUPS: dict[str, str] = {

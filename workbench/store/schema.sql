@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS imports (
     n_runs      INTEGER DEFAULT 0,     -- runs touched (new or merged)
     n_steps     INTEGER DEFAULT 0,     -- steps that were new or more complete
     n_rejects   INTEGER DEFAULT 0,
-    status      VARCHAR,               -- ok / partial / skipped / failed
+    status      VARCHAR,               -- ok / partial / rejected / skipped / failed
     message     VARCHAR
 );
 
@@ -93,10 +93,29 @@ CREATE TABLE IF NOT EXISTS label_events (
     note             VARCHAR,
     reviewer         VARCHAR NOT NULL,     -- a person, or `imported` for labels that came with a trace file
     created_at       TIMESTAMP NOT NULL,
-    action           VARCHAR NOT NULL,     -- add / remove / settle
+    action           VARCHAR NOT NULL,     -- add / remove; settle_add / settle_remove decide a disagreement
     taxonomy_version VARCHAR,
     source           VARCHAR,              -- app, bulk:<batch>, import:<import_id>, notebook
     batch_id         VARCHAR               -- events made by one bulk action share it (undo takes the batch)
+);
+
+CREATE TABLE IF NOT EXISTS taxonomy (
+    version     VARCHAR NOT NULL,      -- content hash of the taxonomy file it came from
+    code        VARCHAR NOT NULL,      -- dotted: the part before the first dot is the group
+    parent      VARCHAR,               -- the group code (e.g. tool for tool.wrong_tool)
+    name        VARCHAR NOT NULL,
+    description VARCHAR,
+    key         VARCHAR,               -- keyboard key on the Review page
+    loaded_at   TIMESTAMP,
+    PRIMARY KEY (version, code)
+);
+
+CREATE TABLE IF NOT EXISTS assignments (
+    run_id      VARCHAR NOT NULL,
+    reviewer    VARCHAR NOT NULL,
+    assigned_by VARCHAR,
+    assigned_at TIMESTAMP,
+    PRIMARY KEY (run_id, reviewer)
 );
 
 CREATE TABLE IF NOT EXISTS rubrics (

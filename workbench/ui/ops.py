@@ -25,7 +25,9 @@ from workbench.rubrics import (
 )
 from workbench.ui import _store, data_version, db_path
 
-_REPO_RUBRICS = Path(__file__).resolve().parents[2] / "data" / "rubrics"
+# the example rubrics: data/rubrics in a clone, workbench/_app/rubrics in an installed wheel
+_EXAMPLE_RUBRICS = (Path(__file__).resolve().parents[2] / "data" / "rubrics",
+                    Path(__file__).resolve().parents[1] / "_app" / "rubrics")
 
 
 # -- rubrics ------------------------------------------------------------------------------------------------
@@ -35,7 +37,7 @@ def rubric_folders() -> list[Path]:
     found = []
     if os.environ.get("WORKBENCH_RUBRICS"):
         found.append(Path(os.environ["WORKBENCH_RUBRICS"]))
-    found += [Path(db_path()).parent / "rubrics", _REPO_RUBRICS]
+    found += [Path(db_path()).parent / "rubrics", *_EXAMPLE_RUBRICS]
     return [f for f in dict.fromkeys(p.resolve() for p in found) if f.is_dir()]
 
 

@@ -9,7 +9,7 @@ CREATE TABLE IF NOT EXISTS label_events (
     note             VARCHAR,
     reviewer         VARCHAR NOT NULL,     -- a person, or `imported` for labels that came with a trace file
     created_at       TIMESTAMP NOT NULL,
-    action           VARCHAR NOT NULL,     -- add / remove / settle
+    action           VARCHAR NOT NULL,     -- add / remove; settle_add / settle_remove decide a disagreement
     taxonomy_version VARCHAR,
     source           VARCHAR,              -- app, bulk:<batch>, import:<import_id>, notebook
     batch_id         VARCHAR               -- events made by one bulk action share it (undo takes the batch)

@@ -1,4 +1,4 @@
--- Schema version 4: rubrics and their scores, and two tables derived from `steps` for the cost and service
+-- Schema version 5: rubrics and their scores, and two tables derived from `steps` for the cost and service
 -- pages. Rubric versions are content hashes, so a changed rubric is a new row and old scores keep theirs.
 CREATE TABLE IF NOT EXISTS rubrics (
     rubric_id   VARCHAR NOT NULL,      -- the rubric's name, stable across edits
