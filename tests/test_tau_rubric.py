@@ -44,9 +44,7 @@ def agreement(store: Store) -> tuple[int, set[str]]:
 
 
 def test_expected_writes_agree_with_the_reward_through_the_loader(real_dir, tmp_path):
-    if "tau-bench" not in loaders():
-        pytest.skip("the tau-bench loader is not registered yet (workbench.loaders.registry() has no 'tau-bench'); "
-                    "this acceptance test runs once it is merged")
+    assert "tau-bench" in loaders()  # built in: a missing loader is a failure, not a skip
     with Store(tmp_path / "tau.duckdb") as store:
         ingest_file(store, real_dir / FILE, fmt="tau-bench")
         counts = store.df("SELECT outcome, count(*) AS n FROM runs GROUP BY 1").set_index("outcome")["n"]
