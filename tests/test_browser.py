@@ -51,7 +51,10 @@ def test_overview_runs_and_click_into_a_run(served, context):
     settle(page)
     assert page.locator(EXCEPTION).count() == 0
     values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
-    assert values[0].strip() == "36" and len(values) == 6
+    labels = [t.strip() for t in page.locator('[data-testid="stMetricLabel"]').all_inner_texts()]
+    # the six headline figures come first; the service levels (this week against last) follow them
+    assert labels[:6] == ["Runs", "Success rate", "Total cost", "Cost per success", "p50 duration", "p95 duration"]
+    assert values[0].strip() == "36" and len(values) == len(labels)
     expect(page.locator(".js-plotly-plot").first).to_be_visible()
     shot(page, "overview")
 
