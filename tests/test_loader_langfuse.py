@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REAL
-from tests.loader_checks import assert_truncated_copy_fails_cleanly, messages_of, rows
+from tests.loader_util import JSON_CUT, assert_truncated_copy_rejected, messages_of, rows
 from workbench.ingest import ingest_file, ingest_paths
 from workbench.loaders import UnknownFormatError, detect
 from workbench.loaders.langfuse import input_side, output_side
@@ -247,4 +247,6 @@ def test_forced_format_on_a_chatml_file_is_a_clear_reject(store):
 
 def test_truncated_copy_fails_cleanly(store, real_dir, tmp_path):
     source = real_dir / "langfuse-framework-traces" / "langgraph-js-2025-10-30.trace.json"
-    assert_truncated_copy_fails_cleanly(store, source, tmp_path, "langfuse")
+    assert ingest_file(store, source).status == "ok"
+    res = assert_truncated_copy_rejected(store, source, tmp_path, "langfuse", sniffed=True)
+    assert JSON_CUT.fullmatch(res.message), res.message

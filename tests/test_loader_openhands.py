@@ -18,7 +18,14 @@ import json
 
 import pytest
 
-from tests.loader_util import loaded_store, one, real_folder, snapshot, truncated_copy
+from tests.loader_util import (
+    JSON_CUT,
+    assert_truncated_copy_rejected,
+    loaded_store,
+    one,
+    real_folder,
+    snapshot,
+)
 from workbench.ingest import ingest_file, ingest_paths
 from workbench.loaders import detect
 
@@ -158,11 +165,9 @@ def test_sniffing_claims_event_streams_only(oh_dir, real_dir):
 def test_truncated_copy_fails_clearly_and_keeps_the_store(store, oh_dir, tmp_path):
     ingest_paths(store, [oh_dir])
     before = snapshot(store)
-    cut = truncated_copy(oh_dir / TRAJS / "basic_gui_mode.json", tmp_path / "basic_gui_mode.json")
-    res = ingest_file(store, cut)
-    assert res.status == "rejected" and res.format == "openhands" and res.n_runs == 0
-    assert "not valid JSON" in res.message and "truncated" in res.message
-    assert snapshot(store) == before
+    res = assert_truncated_copy_rejected(store, oh_dir / TRAJS / "basic_gui_mode.json", tmp_path, "openhands",
+                                         sniffed=True)
+    assert JSON_CUT.fullmatch(res.message), res.message
     # and a re-import of the real files changes nothing either
     assert sum(r.n_steps for r in ingest_paths(store, [oh_dir], force=True).results) == 0
     assert snapshot(store) == before

@@ -14,7 +14,14 @@ import json
 
 import pytest
 
-from tests.loader_util import loaded_store, one, real_folder, snapshot, truncated_copy
+from tests.loader_util import (
+    JSON_CUT,
+    assert_truncated_copy_rejected,
+    loaded_store,
+    one,
+    real_folder,
+    snapshot,
+)
 from workbench.ingest import ingest_file, ingest_paths
 from workbench.loaders import detect
 from workbench.loaders.sweagent import parse_command
@@ -180,14 +187,9 @@ def test_reimport_changes_nothing(store, swe_dir):
 
 def test_truncated_copy_fails_clearly_and_keeps_the_store(store, swe_dir, tmp_path):
     ingest_paths(store, [swe_dir])
-    before = snapshot(store)
-    cut = truncated_copy(
-        swe_dir / PYDICOM / "pydicom__pydicom-1458.traj", tmp_path / "pydicom__pydicom-1458.traj"
-    )
-    res = ingest_file(store, cut)
-    assert res.status == "rejected" and res.format == "swe-agent" and res.n_runs == 0
-    assert "not valid JSON" in res.message and "truncated" in res.message and "Traceback" not in res.message
-    assert snapshot(store) == before
+    res = assert_truncated_copy_rejected(store, swe_dir / PYDICOM / "pydicom__pydicom-1458.traj", tmp_path,
+                                         "swe-agent", sniffed=True)
+    assert JSON_CUT.fullmatch(res.message), res.message
 
 
 def test_newer_schema_fields_and_sniffing(store, tmp_path):

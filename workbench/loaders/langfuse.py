@@ -30,7 +30,7 @@ from workbench.loaders.chat import (
     output_messages,
     tool_output_text,
 )
-from workbench.loaders.document import excerpt, load_document
+from workbench.loaders.documents import excerpt, read_document
 from workbench.loaders.parse import as_int, loads_lenient, parse_ts
 from workbench.loaders.scores import outcome_of_scores
 from workbench.models import Reject, Step, normalize_id
@@ -71,7 +71,7 @@ class LangfuseLoader(PythonLoader):
         return None
 
     def read(self, path: Path, ctx: StageContext) -> Iterator[Trace | Reject]:
-        doc, reject = load_document(path, ctx)
+        doc, reject = read_document(path, ctx.max_record_bytes)
         if reject:
             yield reject
             return

@@ -30,7 +30,7 @@ from workbench.loaders.chat import (
     output_messages,
     tool_output_text,
 )
-from workbench.loaders.document import excerpt, load_document
+from workbench.loaders.documents import excerpt, read_document
 from workbench.loaders.parse import as_int, loads_lenient, parse_ts
 from workbench.loaders.scores import outcome_of_scores
 from workbench.models import Reject, Step, make_run_id, normalize_id
@@ -55,7 +55,7 @@ class LangSmithLoader(PythonLoader):
         return b'"rule_id"' in head and b'"runs"' in head
 
     def read(self, path: Path, ctx: StageContext) -> Iterator[Trace | Reject]:
-        doc, reject = load_document(path, ctx)
+        doc, reject = read_document(path, ctx.max_record_bytes)
         if reject:
             yield reject
             return
