@@ -307,6 +307,16 @@ def last_text(messages: list[Message], role: str) -> str | None:
     return next((m.content for m in reversed(messages) if m.role == role and m.content), None)
 
 
+def task_text(value: Any, fallback: bool = True) -> str | None:
+    """The first user message of a recorded input, as text (a run's input)."""
+    return first_text(input_messages(value, fallback), "user")
+
+
+def answer_text(value: Any, fallback: bool = True) -> str | None:
+    """The last assistant message of a recorded output, as text (a run's output)."""
+    return last_text(output_messages(value, fallback), "assistant")
+
+
 # -- pydantic repr ---------------------------------------------------------------------------------------
 _REPR_START = re.compile(r"\s*[A-Za-z_]\w*=")
 
