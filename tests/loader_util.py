@@ -8,12 +8,13 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.conftest import REAL
 from workbench.ingest import IngestSummary, ingest_file, ingest_paths
 from workbench.loaders import read_head, registry
-from workbench.models import ImportResult
+from workbench.models import ImportResult, make_run_id
 from workbench.store import Store
 
 _TABLES = ("runs", "steps", "label_events")  # imports and rejects record every attempt, by design
@@ -45,6 +46,11 @@ def one(store: Store, sql: str, params: dict | None = None) -> tuple:
 def rows(store: Store, sql: str, params: dict | None = None) -> list[tuple]:
     """Every row of a query."""
     return store.sql(sql, params).fetchall()
+
+
+def run_row(store: Store, fmt: str, native_id: str) -> pd.Series:
+    """The stored run of this format and native id, its columns as attributes (`run.outcome`)."""
+    return store.df("SELECT * FROM runs WHERE run_id = $id", {"id": make_run_id(fmt, native_id)}).iloc[0]
 
 
 def messages_of(store: Store, step_id: str) -> list[dict]:
