@@ -35,3 +35,19 @@ def demo_db(tmp_path_factory) -> Path:
     from workbench.testing import build_sample_db
 
     return build_sample_db(tmp_path_factory.mktemp("demo") / "demo.duckdb")
+
+
+@pytest.fixture(scope="module")
+def folder(request) -> Path:
+    """The folder of ../shared/data/real that a loader test module names in `REAL_FOLDER` (skips without it)."""
+    from tests.loader_util import real_folder  # not at the top: loader_util imports this module
+
+    return real_folder(request.module.REAL_FOLDER)
+
+
+@pytest.fixture(scope="module")
+def loaded(folder, tmp_path_factory):
+    """That folder ingested once, for the module's read-only tests: (store, ingest summary)."""
+    from tests.loader_util import loaded_store
+
+    yield from loaded_store(tmp_path_factory.mktemp("loaded"), [folder])

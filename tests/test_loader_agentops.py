@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.loader_checks import assert_truncated_copy_fails_cleanly, messages_of, rows
+from tests.loader_util import JSON_CUT, assert_truncated_copy_rejected, messages_of, rows
 from workbench.ingest import ingest_file
 from workbench.models import make_run_id
 
@@ -59,4 +59,6 @@ def test_tokens_messages_and_estimated_cost(store, real_dir):
 
 
 def test_truncated_copy_fails_cleanly(store, real_dir, tmp_path):
-    assert_truncated_copy_fails_cleanly(store, real_dir.joinpath(*FILE), tmp_path, "agentops")
+    assert ingest_file(store, real_dir.joinpath(*FILE)).status == "ok"
+    res = assert_truncated_copy_rejected(store, real_dir.joinpath(*FILE), tmp_path, "agentops", sniffed=True)
+    assert JSON_CUT.fullmatch(res.message), res.message

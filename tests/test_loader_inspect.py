@@ -7,11 +7,10 @@ import zipfile
 
 import pytest
 
-from tests.loader_util import assert_truncated_copy_rejected, claimed_by
+from tests.loader_util import assert_truncated_copy_rejected, claimed_by, run_row
 from workbench.ingest import ingest_file, ingest_paths
 from workbench.loaders import safezip
 from workbench.loaders.inspect_ai import score_outcome
-from workbench.models import make_run_id
 
 BROWSER = "tests/analysis/test_logs/2025-05-12T20-27-36-04-00_browser.json"
 SECURITY = "tests/analysis/test_logs/2025-05-12T20-28-26-04-00_security-guide.json"
@@ -71,8 +70,7 @@ def test_folder_counts(loaded, inspect_dir):
 
 def test_browser_agent_tools_and_attachments(loaded):
     store, _ = loaded
-    run_id = make_run_id("inspect", "ZB2vu5GNujYaBdPSReCeop/1/1")  # eval id / sample id / epoch
-    run = store.df("SELECT * FROM runs WHERE run_id = $id", {"id": run_id}).iloc[0]
+    run = run_row(store, "inspect", "ZB2vu5GNujYaBdPSReCeop/1/1")  # eval id / sample id / epoch
     assert (run.agent, run.agent_version, run.task_id, run.outcome, run.outcome_score) == (
         "browser", "openai/gpt-4o-mini", "browser/1", "success", 1.0)
     # SOURCE.md: 5 model calls, 4 tool calls; usage as in the sample's model_usage
@@ -81,7 +79,7 @@ def test_browser_agent_tools_and_attachments(loaded):
     # gpt-4o-mini: 0.15 / 0.60 / 0.075 USD per million fresh input / output / cached input tokens
     assert run.cost_usd == pytest.approx(((15235 - 9088) * 0.15 + 281 * 0.60 + 9088 * 0.075) / 1e6)
     steps = store.df("SELECT kind, tool_name, tool_args, tool_result, messages FROM steps WHERE run_id = $id "
-                     "ORDER BY seq", {"id": run_id})
+                     "ORDER BY seq", {"id": run.run_id})
     assert list(steps.kind) == ["llm", "tool"] * 4 + ["llm"]
     tools = steps[steps.kind == "tool"]
     assert [(t, json.loads(a)) for t, a in zip(tools.tool_name, tools.tool_args, strict=True)] == [

@@ -15,32 +15,21 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REAL
-from tests.loader_checks import assert_truncated_copy_fails_cleanly, messages_of, rows
-from workbench.ingest import ingest_file, ingest_paths
+from tests.loader_util import JSON_CUT, assert_truncated_copy_rejected, messages_of, rows
+from workbench.ingest import ingest_file
 from workbench.loaders import UnknownFormatError, detect
 from workbench.loaders.langfuse import input_side, output_side
 from workbench.loaders.parse import loads_lenient
-from workbench.store import Store
 
 pytestmark = pytest.mark.real_data
 
-FOLDER = REAL / "langfuse-framework-traces"
+REAL_FOLDER = "langfuse-framework-traces"  # `loaded` (tests/conftest.py): the whole folder ingested once
+FOLDER = REAL / REAL_FOLDER
 TRACE_FILES = sorted(FOLDER.glob("*.trace.json")) if FOLDER.is_dir() else []
 
 
-@pytest.fixture(scope="module")
-def lf(tmp_path_factory):
-    """The whole folder ingested once: (store, ingest summary)."""
-    if not FOLDER.is_dir():
-        pytest.skip(f"real trace files not found at {FOLDER}")
-    store = Store(tmp_path_factory.mktemp("langfuse") / "wb.duckdb")
-    summary = ingest_paths(store, [FOLDER])
-    yield store, summary
-    store.close()
-
-
-def test_folder_ingest_reports_chatml_files_as_not_traces(lf):
-    _, summary = lf
+def test_folder_ingest_reports_chatml_files_as_not_traces(loaded):
+    _, summary = loaded
     by_status: dict[str, list[str]] = {}
     for r in summary.results:
         by_status.setdefault(r.status, []).append(Path(r.path).name)
@@ -78,8 +67,8 @@ def test_chatml_files_are_not_sniffed_as_traces_by_any_loader():
             detect(path)
 
 
-def test_runs_steps_kinds_and_outcomes(lf):
-    store, _ = lf
+def test_runs_steps_kinds_and_outcomes(loaded):
+    store, _ = loaded
     # 20 trace files but 19 traces: pydantic-ai-2025-06-06 and pydantic-ai-tools-2025-06-06 are the same trace
     # (id 25f4bdee..., the same 3 observations in another order), so their observations merge into one run
     assert rows(store, "SELECT count(*), count(DISTINCT native_id) FROM runs") == [(19, 19)]
@@ -108,8 +97,8 @@ def test_runs_steps_kinds_and_outcomes(lf):
                        "WHERE r.agent = 'Insights Agent C#' AND s.depth = 0") == [("5b9ba1e61e2e10fc",)]
 
 
-def test_tokens_and_reported_costs(lf):
-    store, _ = lf
+def test_tokens_and_reported_costs(loaded):
+    store, _ = loaded
     # sums over the 41 distinct GENERATIONs' usageDetails: flat usage types are disjoint in Langfuse
     # (input + input_audio + input_cache_read = 19480; output + output_audio + output_reasoning = 5762);
     # reasoning = output_reasoning 64 + completion_details.reasoning 1104 (gemini) = 1168; cache reads all 0
@@ -129,8 +118,8 @@ def test_tokens_and_reported_costs(lf):
                        "WHERE step_id = '0856a1825ccee968'") == [(179, 99, 64)]
 
 
-def test_tool_steps_have_parsed_arguments(lf):
-    store, _ = lf
+def test_tool_steps_have_parsed_arguments(loaded):
+    store, _ = loaded
     tools = rows(store, "SELECT name, tool_name, json_type(tool_args), tool_result IS NOT NULL FROM steps "
                         "WHERE kind = 'tool' ORDER BY name")
     assert len(tools) == 19
@@ -212,8 +201,8 @@ def _check_side(raw, rendered: dict | None, mine: list[dict], where: str) -> str
     return "compared"
 
 
-def test_generation_messages_match_langfuse_chatml_rendering(lf):
-    store, _ = lf
+def test_generation_messages_match_langfuse_chatml_rendering(loaded):
+    store, _ = loaded
     outcomes: dict[str, int] = {}
     for trace_file in TRACE_FILES:
         chatml = json.loads(trace_file.with_name(trace_file.name.replace(".trace", ".chatml")).read_text())
@@ -247,4 +236,6 @@ def test_forced_format_on_a_chatml_file_is_a_clear_reject(store):
 
 def test_truncated_copy_fails_cleanly(store, real_dir, tmp_path):
     source = real_dir / "langfuse-framework-traces" / "langgraph-js-2025-10-30.trace.json"
-    assert_truncated_copy_fails_cleanly(store, source, tmp_path, "langfuse")
+    assert ingest_file(store, source).status == "ok"
+    res = assert_truncated_copy_rejected(store, source, tmp_path, "langfuse", sniffed=True)
+    assert JSON_CUT.fullmatch(res.message), res.message

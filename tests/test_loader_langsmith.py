@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.loader_checks import assert_truncated_copy_fails_cleanly, messages_of, rows
+from tests.loader_util import JSON_CUT, assert_truncated_copy_rejected, messages_of, rows
 from workbench.ingest import ingest_file, ingest_paths
 from workbench.loaders import detect, read_head, registry
 from workbench.models import make_run_id
@@ -145,4 +145,6 @@ def test_sniff_recognizes_both_shapes_and_nothing_else(real_dir):
 
 
 def test_truncated_copy_fails_cleanly(store, real_dir, tmp_path):
-    assert_truncated_copy_fails_cleanly(store, real_dir / LOOP / SECOND, tmp_path, "langsmith")
+    assert ingest_file(store, real_dir / LOOP / SECOND).status == "ok"
+    res = assert_truncated_copy_rejected(store, real_dir / LOOP / SECOND, tmp_path, "langsmith", sniffed=True)
+    assert JSON_CUT.fullmatch(res.message), res.message

@@ -18,22 +18,13 @@ import json
 
 import pytest
 
-from tests.loader_util import loaded_store, one, real_folder, snapshot, truncated_copy
+from tests.loader_util import JSON_CUT, assert_truncated_copy_rejected, one, snapshot
 from workbench.ingest import ingest_file, ingest_paths
 from workbench.loaders import detect
 
 pytestmark = pytest.mark.real_data
+REAL_FOLDER = "openhands"  # `folder` and `loaded` (tests/conftest.py)
 TRAJS = "tests/runtime/trajs"
-
-
-@pytest.fixture(scope="module")
-def oh_dir():
-    return real_folder("openhands")
-
-
-@pytest.fixture(scope="module")
-def loaded(oh_dir, tmp_path_factory):
-    yield from loaded_store(tmp_path_factory.mktemp("oh"), [oh_dir])
 
 
 def test_runs_and_steps(loaded):
@@ -144,8 +135,8 @@ def test_llm_steps_and_messages(loaded):
     ]
 
 
-def test_sniffing_claims_event_streams_only(oh_dir, real_dir):
-    assert detect(oh_dir / TRAJS / "basic.json").name == "openhands"
+def test_sniffing_claims_event_streams_only(folder, real_dir):
+    assert detect(folder / TRAJS / "basic.json").name == "openhands"
     # the tau-bench file has "source": "user" but no action/observation events
     tau = real_dir / "tau-bench" / "gpt-4o-airline.json"
     if tau.exists():
@@ -155,16 +146,14 @@ def test_sniffing_claims_event_streams_only(oh_dir, real_dir):
         assert not OpenHandsLoader().sniff(tau, read_head(tau))
 
 
-def test_truncated_copy_fails_clearly_and_keeps_the_store(store, oh_dir, tmp_path):
-    ingest_paths(store, [oh_dir])
+def test_truncated_copy_fails_clearly_and_keeps_the_store(store, folder, tmp_path):
+    ingest_paths(store, [folder])
     before = snapshot(store)
-    cut = truncated_copy(oh_dir / TRAJS / "basic_gui_mode.json", tmp_path / "basic_gui_mode.json")
-    res = ingest_file(store, cut)
-    assert res.status == "rejected" and res.format == "openhands" and res.n_runs == 0
-    assert "not valid JSON" in res.message and "truncated" in res.message
-    assert snapshot(store) == before
+    res = assert_truncated_copy_rejected(store, folder / TRAJS / "basic_gui_mode.json", tmp_path, "openhands",
+                                         sniffed=True)
+    assert JSON_CUT.fullmatch(res.message), res.message
     # and a re-import of the real files changes nothing either
-    assert sum(r.n_steps for r in ingest_paths(store, [oh_dir], force=True).results) == 0
+    assert sum(r.n_steps for r in ingest_paths(store, [folder], force=True).results) == 0
     assert snapshot(store) == before
 
 

@@ -14,28 +14,19 @@ import json
 
 import pytest
 
-from tests.loader_util import loaded_store, one, real_folder, snapshot, truncated_copy
+from tests.loader_util import JSON_CUT, assert_truncated_copy_rejected, one, snapshot
 from workbench.ingest import ingest_file, ingest_paths
 from workbench.loaders import detect
 from workbench.loaders.sweagent import parse_command
 
 pytestmark = pytest.mark.real_data
+# `folder` and `loaded` (tests/conftest.py): the whole folder ingested once; the tests that write use `store`
+REAL_FOLDER = "swe-agent"
 TEST_DATA = "tests/test_data/trajectories"
 PYDICOM = f"{TEST_DATA}/gpt4__swe-bench-dev-easy_first_only__default__t-0.00__p-0.95__c-3.00__install-1"
 
 
-@pytest.fixture(scope="module")
-def swe_dir():
-    return real_folder("swe-agent")
-
-
-@pytest.fixture(scope="module")
-def loaded(swe_dir, tmp_path_factory):
-    """The whole folder, ingested once; the tests that write use their own store."""
-    yield from loaded_store(tmp_path_factory.mktemp("swe"), [swe_dir])
-
-
-def test_every_file_is_read_or_clearly_rejected(loaded, swe_dir):
+def test_every_file_is_read_or_clearly_rejected(loaded, folder):
     _, summary = loaded
     by_name = {r.path.rsplit("/", 1)[-1]: r for r in summary.results}
     # 7 .traj files + all_preds.jsonl (the folder scan picks up .jsonl too)
@@ -170,24 +161,19 @@ def test_llm_steps_hold_the_turns_messages(loaded):
     assert task[1].lstrip().startswith("diff --git a/src/marshmallow/fields.py")  # info.submission
 
 
-def test_reimport_changes_nothing(store, swe_dir):
-    ingest_paths(store, [swe_dir])
+def test_reimport_changes_nothing(store, folder):
+    ingest_paths(store, [folder])
     before = snapshot(store)
-    again = ingest_paths(store, [swe_dir], force=True)
+    again = ingest_paths(store, [folder], force=True)
     assert sum(r.n_steps for r in again.results) == 0
     assert snapshot(store) == before
 
 
-def test_truncated_copy_fails_clearly_and_keeps_the_store(store, swe_dir, tmp_path):
-    ingest_paths(store, [swe_dir])
-    before = snapshot(store)
-    cut = truncated_copy(
-        swe_dir / PYDICOM / "pydicom__pydicom-1458.traj", tmp_path / "pydicom__pydicom-1458.traj"
-    )
-    res = ingest_file(store, cut)
-    assert res.status == "rejected" and res.format == "swe-agent" and res.n_runs == 0
-    assert "not valid JSON" in res.message and "truncated" in res.message and "Traceback" not in res.message
-    assert snapshot(store) == before
+def test_truncated_copy_fails_clearly_and_keeps_the_store(store, folder, tmp_path):
+    ingest_paths(store, [folder])
+    res = assert_truncated_copy_rejected(store, folder / PYDICOM / "pydicom__pydicom-1458.traj", tmp_path,
+                                         "swe-agent", sniffed=True)
+    assert JSON_CUT.fullmatch(res.message), res.message
 
 
 def test_newer_schema_fields_and_sniffing(store, tmp_path):

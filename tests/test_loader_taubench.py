@@ -8,9 +8,15 @@ from collections import Counter
 import pytest
 
 from tests.conftest import REAL
-from tests.loader_util import assert_truncated_copy_rejected, claimed_by, loaded_store, real_folder
+from tests.loader_util import (
+    JSON_CUT,
+    assert_truncated_copy_rejected,
+    claimed_by,
+    loaded_store,
+    real_folder,
+    run_row,
+)
 from workbench.ingest import ingest_file
-from workbench.models import make_run_id
 
 TAU = REAL / "tau-bench" / "gpt-4o-airline.json"
 
@@ -62,8 +68,7 @@ def test_real_file_counts(tau):
 
 def test_one_run_in_detail(tau):
     store, _ = tau
-    run_id = make_run_id("tau-bench", "gpt-4o-airline/0/0")  # file stem / task id / trial
-    run = store.df("SELECT * FROM runs WHERE run_id = $id", {"id": run_id}).iloc[0]
+    run = run_row(store, "tau-bench", "gpt-4o-airline/0/0")  # file stem / task id / trial
     assert (run.task_id, run.environment, run.agent_version, run.outcome, run.outcome_score) == (
         "0", "airline", "gpt-4o", "failure", 0.0)
     assert run.input == "Hi! I'm looking to book a flight from New York to Seattle on May 20th."
@@ -72,7 +77,7 @@ def test_one_run_in_detail(tau):
     assert attrs["expected_actions"][0]["arguments"]["payment_methods"] == [
         {"payment_id": "certificate_7504069", "amount": 250}, {"payment_id": "credit_card_4421486", "amount": 5}]
     steps = store.df("SELECT seq, kind, name, tool_name, tool_args, status, messages FROM steps "
-                     "WHERE run_id = $id ORDER BY seq", {"id": run_id})
+                     "WHERE run_id = $id ORDER BY seq", {"id": run.run_id})
     # 32 messages in this trajectory; the order is the transcript's (there are no timestamps)
     assert list(steps.seq) == list(range(32))
     assert list(steps.kind[:8]) == ["message", "message", "llm", "message", "llm", "message", "llm", "tool"]
@@ -95,8 +100,7 @@ def test_reimport_changes_nothing_and_sniffing_is_specific(tau):
 def test_truncated_copy_is_rejected_and_changes_nothing(store, tmp_path):
     ingest_file(store, real_folder("tau-bench") / TAU.name)
     res = assert_truncated_copy_rejected(store, TAU, tmp_path, "tau-bench")
-    reason = store.sql("SELECT reason FROM rejects WHERE import_id = $id", {"id": res.import_id}).fetchone()[0]
-    assert reason.startswith("not valid JSON") and "truncated" in reason
+    assert JSON_CUT.fullmatch(res.message), res.message
 
 
 def test_bad_trajectory_is_rejected_and_the_rest_land(store, tmp_path):

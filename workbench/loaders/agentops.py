@@ -17,7 +17,7 @@ from typing import Any
 from workbench.loaders import StageContext
 from workbench.loaders.base import PythonLoader, Trace, run_facts
 from workbench.loaders.chat import as_text, input_messages, output_messages
-from workbench.loaders.document import excerpt, load_document
+from workbench.loaders.documents import excerpt, read_document
 from workbench.loaders.parse import as_int, loads_lenient, parse_ts
 from workbench.models import Reject, Step, normalize_id
 
@@ -38,7 +38,7 @@ class AgentOpsLoader(PythonLoader):
             b'"span_attributes"' in head or b'"span_type"' in head or b'"span_name"' in head)
 
     def read(self, path: Path, ctx: StageContext) -> Iterator[Trace | Reject]:
-        doc, reject = load_document(path, ctx)
+        doc, reject = read_document(path, ctx.max_record_bytes)
         if reject:
             yield reject
             return

@@ -18,7 +18,7 @@ import re
 import tokenize
 from typing import Any
 
-from workbench.loaders.parse import loads_lenient
+from workbench.loaders.parse import as_call_id, loads_lenient, tool_call, tool_calls_of
 from workbench.models import Message, ToolCall
 
 _ROLES = {"human": "user", "ai": "assistant", "model": "assistant", "AIMessageChunk": "assistant"}
@@ -65,7 +65,8 @@ def _is_reasoning(kind: str) -> bool:
 
 def parts_text(content: Any) -> str | None:
     """Text of message content: a string, or the text parts of a part list (reasoning parts left out, tool
-    calls left to `tool_calls`, other parts such as images summarized as `[type]`)."""
+    calls left to `tool_calls`, other parts such as images summarized as `[type]`), as Langfuse renders it;
+    trajectory formats keep every part with `parse.content_text`."""
     if content is None or isinstance(content, str):
         return content
     if isinstance(content, dict):
@@ -95,26 +96,6 @@ def parts_text(content: Any) -> str | None:
     return "\n".join(texts) if texts else None
 
 
-def tool_call(item: Any) -> ToolCall | None:
-    """One tool call in any of the usual shapes: OpenAI, LangChain, Anthropic tool_use, Gemini function_call,
-    Vercel tool-call, OTel GenAI tool_call part, Responses function_call."""
-    if not isinstance(item, dict):
-        return None
-    fn = item.get("function") if isinstance(item.get("function"), dict) else item
-    name = fn.get("name") or item.get("toolName")
-    if not name:
-        return None
-    call_id = item.get("call_id") or item.get("toolCallId") or item.get("id")
-    if isinstance(call_id, list):  # Microsoft Agent Framework: [run id, call id]
-        call_id = call_id[-1] if call_id else None
-    args = next((fn[k] for k in ("arguments", "args", "input") if k in fn), None)
-    return ToolCall(id=str(call_id) if call_id else None, name=str(name), arguments=loads_lenient(args))
-
-
-def _calls(raw: Any) -> list[ToolCall]:
-    return [c for c in (tool_call(i) for i in raw or [] if isinstance(raw, list)) if c is not None]
-
-
 def _is_tool_definition(content: Any) -> bool:
     """LangChain callback handlers record the tools offered as `{role: tool, content: {type: function, ...}}`
     messages; Langfuse shows them as the call's tools, not as messages, and so do we."""
@@ -129,17 +110,14 @@ def _parts_message(raw: dict) -> list[Message]:
     role = canon_role(raw.get("role") or "user")
     parts = [p for p in raw.get("parts") or [] if isinstance(p, dict)]
     responses = [p for p in parts if p.get("type") == "tool_call_response"]
-    calls = _calls([p for p in parts if p.get("type") == "tool_call"])
+    calls = tool_calls_of([p for p in parts if p.get("type") == "tool_call"])
     text = parts_text([p for p in parts if p.get("type") not in ("tool_call", "tool_call_response")])
     out = []
     if text is not None or calls or not responses:
         out.append(Message(role=role, content=text, tool_calls=calls))
     for p in responses:
-        call_id = p.get("id")
-        if isinstance(call_id, list):
-            call_id = call_id[-1] if call_id else None
         out.append(Message(role="tool", content=as_text(p.get("response", p.get("result"))),
-                           tool_call_id=str(call_id) if call_id else None))
+                           tool_call_id=as_call_id(p.get("id"))))
     return out
 
 
@@ -176,19 +154,19 @@ def _role_message(raw: dict, role: str) -> Message | None:
     content = raw.get("content")
     if role == "tool" and _is_tool_definition(content):
         return None
-    calls = _calls(raw.get("tool_calls"))
+    calls = tool_calls_of(raw.get("tool_calls"))
     extra = raw.get("additional_kwargs")
     if not calls and isinstance(extra, dict):
-        calls = _calls(extra.get("tool_calls"))
+        calls = tool_calls_of(extra.get("tool_calls"))
     if not calls and isinstance(raw.get("function_call"), dict):
-        calls = _calls([raw["function_call"]])
+        calls = tool_calls_of([raw["function_call"]])
     if isinstance(content, list):
-        calls += _calls([p for p in content if isinstance(p, dict) and p.get("type") in _CALL_PARTS])
-    call_id = raw.get("tool_call_id")
-    if call_id is None and isinstance(content, list):
+        calls += tool_calls_of([p for p in content if isinstance(p, dict) and p.get("type") in _CALL_PARTS])
+    answered = raw.get("tool_call_id")
+    if answered is None and isinstance(content, list):
         ids = [p.get("tool_use_id") for p in content if isinstance(p, dict) and p.get("tool_use_id")]
-        call_id = ids[0] if len(ids) == 1 else None
-    return Message(role=role, content=parts_text(content), tool_calls=calls, tool_call_id=call_id)
+        answered = ids[0] if len(ids) == 1 else None
+    return Message(role=role, content=parts_text(content), tool_calls=calls, tool_call_id=answered)
 
 
 def message_list(raw: Any) -> list[Message]:
@@ -217,7 +195,7 @@ def message_list(raw: Any) -> list[Message]:
             raw.get("type") == "message" and "role" in raw):
         return [m for m in [_responses_item(raw)] if m]
     if _is_vercel_call(raw):  # Vercel AI SDK tool call result entry
-        return [Message(role="assistant", content="", tool_calls=_calls([raw]))]
+        return [Message(role="assistant", content="", tool_calls=tool_calls_of([raw]))]
     if isinstance(raw.get("message"), dict):  # a chat completion choice / OTel gen_ai.choice event
         return message_list(raw["message"])
     role = raw.get("role") or raw.get("type")
@@ -234,7 +212,7 @@ def message_seq(items: Any) -> list[Message]:
 
     def flush() -> None:
         if calls:
-            out.append(Message(role="assistant", content="", tool_calls=_calls(calls)))
+            out.append(Message(role="assistant", content="", tool_calls=tool_calls_of(calls)))
             calls.clear()
 
     for item in items if isinstance(items, list) else []:
@@ -327,6 +305,16 @@ def first_text(messages: list[Message], role: str) -> str | None:
 
 def last_text(messages: list[Message], role: str) -> str | None:
     return next((m.content for m in reversed(messages) if m.role == role and m.content), None)
+
+
+def task_text(value: Any, fallback: bool = True) -> str | None:
+    """The first user message of a recorded input, as text (a run's input)."""
+    return first_text(input_messages(value, fallback), "user")
+
+
+def answer_text(value: Any, fallback: bool = True) -> str | None:
+    """The last assistant message of a recorded output, as text (a run's output)."""
+    return last_text(output_messages(value, fallback), "assistant")
 
 
 # -- pydantic repr ---------------------------------------------------------------------------------------

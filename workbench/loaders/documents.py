@@ -1,8 +1,10 @@
 """Reading a trace file as JSON, with a `Reject` that says what is wrong instead of a traceback.
 
 Trajectory formats (SWE-agent `.traj`, OpenHands event lists, tau-bench arrays, Who&When logs, Inspect eval
-logs and their zip members, bespoke chat exports) are single JSON documents or JSON lines. A copy cut short by a full disk or an interrupted download is the common failure: the reject
-names the line and column where parsing stopped and says the file may be truncated.
+logs and their zip members, bespoke chat exports) and API exports (Langfuse traces, LangSmith runs, AgentOps
+traces) are single JSON documents or JSON lines. A copy cut short by a full disk or an interrupted download is
+the common failure: the reject names the line and column where parsing stopped and says the file may be
+truncated.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ EXCERPT_CHARS = 500
 # what reading a record of an unexpected shape raises; pydantic's ValidationError is a ValueError
 RECORD_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError)
 T = TypeVar("T")
+
+
+def excerpt(value: Any) -> str:
+    """What a reject shows of a record: a string as it is, anything else as JSON; at most EXCERPT_CHARS."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text[:EXCERPT_CHARS]
 
 
 def _too_big(path: Path, limit: int) -> Reject | None:
@@ -81,9 +89,8 @@ def guarded(location: str, raw: Any, build: Callable[[], T]) -> T | Reject:
         return build()
     except RECORD_ERRORS as exc:
         detail = str(exc).splitlines()[0] if str(exc) else ""
-        text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False, default=str)
         return Reject(location=location, reason=f"unreadable record ({type(exc).__name__}: {detail})"[:300],
-                      excerpt=text[:EXCERPT_CHARS])
+                      excerpt=excerpt(raw))
 
 
 def iter_json_lines(path: Path, max_bytes: int) -> Iterator[tuple[int, Any] | Reject]:

@@ -23,14 +23,16 @@ from typing import Any
 from workbench.loaders import StageContext
 from workbench.loaders.base import PythonLoader, Trace, run_facts
 from workbench.loaders.chat import (
+    answer_text,
     as_text,
     first_text,
     input_messages,
     last_text,
     output_messages,
+    task_text,
     tool_output_text,
 )
-from workbench.loaders.document import excerpt, load_document
+from workbench.loaders.documents import excerpt, read_document
 from workbench.loaders.parse import as_int, loads_lenient, parse_ts
 from workbench.loaders.scores import outcome_of_scores
 from workbench.models import Reject, Step, normalize_id
@@ -71,7 +73,7 @@ class LangfuseLoader(PythonLoader):
         return None
 
     def read(self, path: Path, ctx: StageContext) -> Iterator[Trace | Reject]:
-        doc, reject = load_document(path, ctx)
+        doc, reject = read_document(path, ctx.max_record_bytes)
         if reject:
             yield reject
             return
@@ -130,10 +132,8 @@ def _with_text_fallback(run: Any, trace: dict, steps: list[Step]) -> Any:
     llm = sorted((s for s in steps if s.kind == "llm"), key=lambda s: (s.started_at is None, s.started_at, s.seq))
     said = [m for s in llm for m in s.messages]
     raw_in, raw_out = loads_lenient(trace.get("input")), loads_lenient(trace.get("output"))
-    task = first_text(input_messages(raw_in, fallback=False), "user") or first_text(said, "user") \
-        or as_text(raw_in)
-    answer = last_text(output_messages(raw_out, fallback=False), "assistant") or last_text(said, "assistant") \
-        or as_text(raw_out)
+    task = task_text(raw_in, fallback=False) or first_text(said, "user") or as_text(raw_in)
+    answer = answer_text(raw_out, fallback=False) or last_text(said, "assistant") or as_text(raw_out)
     return run.model_copy(update={"input": task, "output": answer})
 
 

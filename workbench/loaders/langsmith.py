@@ -23,14 +23,14 @@ from typing import Any
 from workbench.loaders import StageContext
 from workbench.loaders.base import PythonLoader, Trace, run_facts
 from workbench.loaders.chat import (
+    answer_text,
     as_text,
-    first_text,
     input_messages,
-    last_text,
     output_messages,
+    task_text,
     tool_output_text,
 )
-from workbench.loaders.document import excerpt, load_document
+from workbench.loaders.documents import excerpt, read_document
 from workbench.loaders.parse import as_int, loads_lenient, parse_ts
 from workbench.loaders.scores import outcome_of_scores
 from workbench.models import Reject, Step, make_run_id, normalize_id
@@ -55,7 +55,7 @@ class LangSmithLoader(PythonLoader):
         return b'"rule_id"' in head and b'"runs"' in head
 
     def read(self, path: Path, ctx: StageContext) -> Iterator[Trace | Reject]:
-        doc, reject = load_document(path, ctx)
+        doc, reject = read_document(path, ctx.max_record_bytes)
         if reject:
             yield reject
             return
@@ -159,8 +159,8 @@ def _trace(trace_id: str, recs: list[dict]) -> Trace:
             "session_id": meta.get("thread_id") or meta.get("session_id") or meta.get("conversation_id"),
             "tags": [str(t) for t in root.get("tags") or []], "outcome": outcome, "outcome_score": score,
             "status": "error" if root_step.status == "error" else "ok" if root_step.status == "ok" else "unknown",
-            "input": first_text(input_messages(root.get("inputs")), "user") or _plain(root.get("inputs")),
-            "output": last_text(output_messages(root.get("outputs")), "assistant") or _plain(root.get("outputs")),
+            "input": task_text(root.get("inputs")) or _plain(root.get("inputs")),
+            "output": answer_text(root.get("outputs")) or _plain(root.get("outputs")),
             "attributes": {k: v for k, v in (("langsmith.feedback_stats", feedback or None),
                                              ("langsmith.project", meta.get("LANGSMITH_PROJECT")
                                               or root.get("session_name"))) if v},

@@ -72,7 +72,11 @@ def loads_lenient(value: Any, depth: int = 3) -> Any:
 
 
 def content_text(content: Any) -> str | None:
-    """Text of a message's content: a string, a list of parts ({type: text, text: ...}, images ...), a dict."""
+    """Text of a message's content: a string, a list of parts ({type: text, text: ...}, images ...), a dict.
+
+    For trajectory formats: every part leaves a trace (`[tool_use]`, `[image_url]`). Observation payloads
+    (Langfuse, LangSmith, AgentOps) use `chat.parts_text`, which renders them as Langfuse does instead.
+    """
     if content is None:
         return None
     if isinstance(content, str):
@@ -91,19 +95,33 @@ def content_text(content: Any) -> str | None:
     return str(content)
 
 
+def as_call_id(value: Any) -> str | None:
+    """A tool call's id as text; Microsoft Agent Framework records it as [run id, call id]."""
+    if isinstance(value, list):
+        value = value[-1] if value else None
+    return str(value) if value else None
+
+
+def tool_call(item: Any) -> ToolCall | None:
+    """One tool call in any of the usual shapes: OpenAI `{id, function: {name, arguments}}`, flat
+    `{name, arguments|args|input}` (LangChain, Anthropic tool_use, Gemini function_call, OTel GenAI tool_call
+    part), Responses `function_call` (`call_id`), Vercel AI SDK tool-call (`toolCallId`, `toolName`)."""
+    if not isinstance(item, dict):
+        return None
+    fn = item.get("function") if isinstance(item.get("function"), dict) else item
+    name = fn.get("name") or item.get("name") or item.get("toolName")
+    if not name:
+        return None
+    args = next((fn[k] for k in ("arguments", "args", "input") if k in fn), None)
+    found_id = item.get("call_id") or item.get("toolCallId") or item.get("id")
+    return ToolCall(id=as_call_id(found_id), name=str(name), arguments=loads_lenient(args))
+
+
 def tool_calls_of(raw: Any) -> list[ToolCall]:
-    """OpenAI-style `tool_calls` ([{id, function: {name, arguments}}]) or flat [{name, arguments|args|input}]."""
-    calls: list[ToolCall] = []
-    for item in raw or []:
-        if not isinstance(item, dict):
-            continue
-        fn = item.get("function") if isinstance(item.get("function"), dict) else item
-        name = fn.get("name") or item.get("name")
-        if not name:
-            continue
-        args = fn.get("arguments", fn.get("args", fn.get("input")))
-        calls.append(ToolCall(id=item.get("id"), name=str(name), arguments=loads_lenient(args)))
-    return calls
+    """The tool calls of a list of them (any shape `tool_call` reads); [] for anything but a list."""
+    if not isinstance(raw, list):
+        return []
+    return [c for c in (tool_call(item) for item in raw) if c is not None]
 
 
 def message_of(raw: Any) -> Message | None:
@@ -115,11 +133,8 @@ def message_of(raw: Any) -> Message | None:
         return None
     content = raw.get("content")
     calls = tool_calls_of(raw.get("tool_calls"))
-    # Anthropic puts tool_use blocks inside content
-    if isinstance(content, list):
-        for part in content:
-            if isinstance(part, dict) and part.get("type") == "tool_use" and part.get("name"):
-                calls.append(ToolCall(id=part.get("id"), name=part["name"], arguments=part.get("input")))
+    if isinstance(content, list):  # Anthropic puts tool_use blocks inside content
+        calls += tool_calls_of([p for p in content if isinstance(p, dict) and p.get("type") == "tool_use"])
     return Message(role=str(role), content=content_text(content), tool_calls=calls,
                    tool_call_id=raw.get("tool_call_id"))
 
