@@ -201,6 +201,75 @@ def score(db: Path | None, rubric: Path, agent: tuple[str, ...], agent_version: 
         click.echo(f"not scored here (human, or judge without a judge): {', '.join(report.not_scored)}")
 
 
+@main.group()
+def export() -> None:
+    """Export labeled failures as a regression suite, or runs as datasets for other eval tools."""
+
+
+FILTER_OPTIONS = [
+    click.option("--agent", multiple=True, help="Only these agents (repeat for several)."),
+    click.option("--agent-version", "agent_version", multiple=True, help="Only these agent versions."),
+    click.option("--run-id", "run_ids", multiple=True, help="Exactly these runs (instead of the filters)."),
+]
+
+
+def _filters(fn):
+    for opt in reversed(FILTER_OPTIONS):
+        fn = opt(fn)
+    return fn
+
+
+def _run_filter(agent: tuple[str, ...], agent_version: tuple[str, ...]):
+    from workbench.queries import RunFilter
+
+    return RunFilter(agent=agent or None, agent_version=agent_version or None)
+
+
+@export.command("suite")
+@DB_OPTION
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@_filters
+@click.option("--label", "codes", multiple=True, help="Only these label codes (e.g. control.loop).")
+@click.option("--include-imported", is_flag=True, help="Also labels imported with trace files.")
+def export_suite_cmd(db: Path | None, out: Path, agent: tuple[str, ...], agent_version: tuple[str, ...],
+                     run_ids: tuple[str, ...], codes: tuple[str, ...], include_imported: bool) -> None:
+    """Write a regression suite (cases.jsonl + test_cases.py) from labeled failures."""
+    from workbench.exporters.suite import export_suite
+
+    try:
+        with open_store(_db(db), read_only=True) as store:
+            done = export_suite(store, out, _run_filter(agent, agent_version), run_ids=run_ids or None,
+                                codes=codes or None, include_imported=include_imported)
+    except StoreError as exc:
+        _fail(str(exc))
+    click.echo(f"{len(done.cases)} case(s) written to {done.path}")
+    for run_id, reason in done.skipped:
+        click.echo(f"skipped run {run_id}: {reason}")
+
+
+@main.command()
+@click.argument("suite", type=click.Path(exists=True, path_type=Path))
+@click.argument("traces", nargs=-1, required=True)
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write JUnit XML here.")
+@click.option("--format", "fmt", default=None, help="Force a loader for the trace files (e.g. otlp).")
+def check(suite: Path, traces: tuple[str, ...], junit: Path | None, fmt: str | None) -> None:
+    """Check a regression suite against a new trace export; exit 1 when a case fails."""
+    from workbench.exporters.check import SuiteError, check_traces, load_suite, render_table, write_junit
+
+    try:
+        cases = load_suite(suite)
+    except SuiteError as exc:
+        _fail(str(exc))
+    results, summary = check_traces(cases, traces, fmt=fmt)
+    if summary.n_failed:
+        click.echo(summary.render(), err=True)
+    click.echo(render_table(results))
+    if junit:
+        write_junit(results, junit)
+    if any(r.status == "fail" for r in results):
+        sys.exit(1)
+
+
 @main.command()
 @DB_OPTION
 def info(db: Path | None) -> None:

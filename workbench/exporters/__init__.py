@@ -1,0 +1,1 @@
+"""Exports that close the loop: regression suites from labeled failures, and datasets for other eval tools."""
