@@ -247,6 +247,24 @@ def export_suite_cmd(db: Path | None, out: Path, agent: tuple[str, ...], agent_v
         click.echo(f"skipped run {run_id}: {reason}")
 
 
+@export.command("dataset")
+@DB_OPTION
+@click.option("--format", "fmt", required=True, type=click.Choice(["inspect", "openai-evals", "promptfoo", "langfuse"]))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@_filters
+def export_dataset_cmd(db: Path | None, fmt: str, out: Path, agent: tuple[str, ...], agent_version: tuple[str, ...],
+                       run_ids: tuple[str, ...]) -> None:
+    """Write the selected runs as a dataset for Inspect AI, OpenAI evals, promptfoo or Langfuse."""
+    from workbench.exporters.datasets import export_dataset
+
+    try:
+        with open_store(_db(db), read_only=True) as store:
+            path, n = export_dataset(store, fmt, out, _run_filter(agent, agent_version), run_ids=run_ids or None)
+    except StoreError as exc:
+        _fail(str(exc))
+    click.echo(f"{n} item(s) written to {path}")
+
+
 @main.command()
 @click.argument("suite", type=click.Path(exists=True, path_type=Path))
 @click.argument("traces", nargs=-1, required=True)
