@@ -104,7 +104,9 @@ def test_export_writes_one_case_per_labeled_run(fleet, loop_suite):
 
 def test_flywheel_v1_fails_v2_only_where_the_mode_remains(fleet, loop_suite):
     """The loop closes: v1's traces fail every case; on v2's traces (tool_loop 8% -> 1.5% for support)
-    most cases pass, and every run that still fails a case truly loops (ground truth)."""
+    most cases pass, and every run that still fails a case truly loops (ground truth).
+    Measured (seed 7, 600 runs): 18 cases; v1 18 fail; v2 16 pass, 1 fail (its one run is a true tool_loop
+    run), 1 without a matching run."""
     db, folders, truth = fleet
     done, labeled = loop_suite
     cases = load_suite(done.path)
