@@ -101,6 +101,18 @@ def test_review_asks_the_name_once_then_serves_the_queue(open_page):
     assert "review.name_input" not in [t.key for t in at.text_input]
 
 
+def test_a_new_filter_restarts_the_queue_and_another_name_can_sign_in(open_page):
+    at = sign_in(open_page(REVIEW), "ana")
+    assert at.query_params["run"] == FAILED[0] and AGENT[FAILED[0]] == "coder"
+    at.sidebar.multiselect(key="agent").select("support-bot").run()
+    no_errors(at)
+    assert at.query_params["run"] == next(r for r in FAILED if AGENT[r] == "support-bot")
+    press(at, "review.forget")  # "Not you?": the name form again, then the new name labels
+    assert "review.name_input" in [t.key for t in at.text_input]
+    sign_in(at, "ben")
+    assert texts(at)[0] == "reviewing as ben"
+
+
 def test_the_name_imported_is_refused(open_page):
     at = open_page(REVIEW)
     at.text_input(key="review.name_input").input("imported")

@@ -3,6 +3,7 @@
 The public surface lives here; import from `workbench` rather than its modules.
 """
 
+from workbench import labels
 from workbench.demo_build import build_demo
 from workbench.imports import import_path, import_rejects, import_uploads, imports_table
 from workbench.ingest import IngestSummary, ingest_file, ingest_paths
@@ -22,7 +23,7 @@ __all__ = [
     "Comparison", "ImportResult", "IngestSummary", "Message", "Overview", "Reject", "Replay", "Run", "RunFilter",
     "RunsPage", "Step", "Store", "StoreBusyError", "StoreError", "ToolCall", "build_demo", "compare_runs",
     "default_db_path", "get_run", "import_path", "import_rejects", "import_uploads", "imports_table", "ingest_file",
-    "ingest_paths", "load_replay", "loop_summary", "make_run_id", "nearest_success", "open_store", "overview",
+    "ingest_paths", "labels", "load_replay", "loop_summary", "make_run_id", "nearest_success", "open_store", "overview",
     "run_steps", "runs_page",
 ]
 __version__ = "0.1.0"

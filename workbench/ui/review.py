@@ -20,13 +20,14 @@ from workbench.loaders.base import IMPORTED_REVIEWER
 from workbench.queries import RunFilter
 from workbench.taxonomy import RESERVED_KEYS, Taxonomy
 from workbench.ui import _store, data_version, db_path, get_store, query_param, set_query_param
+from workbench.ui.replay import _RUN as _REPLAY_RUN
+from workbench.ui.replay import _STEP as _REPLAY_STEP
 
 REVIEWER = "review.reviewer"
 """Session key of the reviewer's name: asked once per browser session, kept across pages."""
 _NAME_INPUT, _NAME_ERROR = "review.name_input", "review.name_error"
 _CUR, _SKIP, _FLT, _MSG = "review.run", "review.skipped", "review.filter", "review.message"
 SEVERITY, NOTE, ON_STEP = "review.severity", "review.note", "review.on_step"
-_STEP = "replay.step"  # the step the embedded replay shows (workbench.ui.replay)
 PAD_COLUMNS = 5
 QUEUE_KEYS = (("next", "Next", "N"), ("skip", "Skip", "S"), ("undo", "Undo", "U"))
 
@@ -190,8 +191,8 @@ def _on_undo(reviewer_name: str) -> None:
 
 def _target(run_id: str) -> str | None:
     """The step labels go to, or None for the whole run (read when the key is pressed, so it is current)."""
-    if st.session_state.get(ON_STEP) and st.session_state.get("replay.run") == run_id:
-        return st.session_state.get(_STEP)
+    if st.session_state.get(ON_STEP) and st.session_state.get(_REPLAY_RUN) == run_id:
+        return st.session_state.get(_REPLAY_STEP)
     return None
 
 
@@ -233,7 +234,7 @@ def label_pad(run_id: str, reviewer_name: str, flt: RunFilter, step_text: str | 
     tax = taxonomy()
     current, _ = run_labels(run_id)
     on_step = bool(st.session_state.get(ON_STEP)) and step_text is not None
-    target = st.session_state.get(_STEP) if on_step else None
+    target = st.session_state.get(_REPLAY_STEP) if on_step else None
     mine = set(current.loc[(current["reviewer"] == reviewer_name)
                            & (current["step_id"].fillna("") == (target or "")), "code"])
     left, mid, right = st.columns([3, 2, 4])
@@ -250,7 +251,7 @@ def label_pad(run_id: str, reviewer_name: str, flt: RunFilter, step_text: str | 
         key = keys[lb.code]
         cols[i % PAD_COLUMNS].button(
             md_escape(lb.name), key=f"review.code.{lb.code}", shortcut=key.upper() if key else None,
-            type="primary" if lb.code in mine else "secondary", width="stretch",
+            type="primary" if lb.code in mine else "secondary", width="stretch", wrap=True,
             on_click=_on_code, args=(lb.code, run_id, reviewer_name),
             help="Press again to take the label back" + ("" if key else " (no keyboard key)"))
     cols = st.columns(len(QUEUE_KEYS) + 2)
