@@ -269,7 +269,7 @@ def test_labels_agreement_and_settling(open_page, db):
     dis = table(at, "yes_by")
     differ = [r for r, va, vb in zip(FAILED, a, b, strict=True) if va != vb]
     assert sorted(dis["run_id"]) == sorted(differ) and len(differ) >= 2
-    pick = at.selectbox[0]
+    pick = next(w for w in at.selectbox if w.key.startswith("labels.pick."))
     target = dis["run_id"].iloc[1]
     pick.select(1).run()
     at.radio(key="labels.applies").set_value("does not apply")
