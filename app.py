@@ -11,6 +11,8 @@ st.navigation(
         st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
         st.Page("app_pages/rubrics.py", title="Rubrics", icon=":material/rule:", url_path="rubrics"),
         st.Page("app_pages/costs.py", title="Costs", icon=":material/payments:", url_path="costs"),
+        st.Page("app_pages/review.py", title="Review", icon=":material/label:", url_path="review"),
+        st.Page("app_pages/labels.py", title="Labels", icon=":material/fact_check:", url_path="labels"),
         st.Page("app_pages/import_page.py", title="Import", icon=":material/upload_file:", url_path="import"),
     ]
 ).run()

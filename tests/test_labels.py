@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -140,3 +141,81 @@ def test_label_counts_by_version_and_week(store, runs):
     assert lb.label_counts(store, "week")["runs"].sum() == 3
     with pytest.raises(ValueError):
         lb.label_counts(store, "runs; DROP TABLE runs")
+
+
+def test_taxonomy_keys_names_and_round_trip(store):
+    tax = lb.current_taxonomy(store)
+    assert lb.parse_taxonomy(tax.to_toml()) == tax  # the editor's text reads back to the same version
+    # the default keys leave the Review page's own keys and Streamlit's C and R free
+    assert not set(tax.by_key()) & lb.RESERVED_KEYS and len(tax.by_key()) == len(tax.labels)
+    for bad, reason in (('key = "n"', "key 'n' is taken"), ('key = "C"', "key 'c' is taken"),
+                        ('key = "ab"', "pattern"), ('name = "![x](http://127.0.0.1:9/x.png)"', "pattern"),
+                        ('name = "<b>bold</b>"', "pattern")):
+        field = bad.split(" = ")[0]
+        entry = {"code": 'code = "a.b"', "name": 'name = "A"', "key": ""} | {field: bad}
+        with pytest.raises(ValueError, match=reason):
+            lb.parse_taxonomy("[[label]]\n" + "\n".join(v for v in entry.values() if v) + "\n")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        lb.parse_taxonomy("[[label]\ncode = ")
+    assert lb.parse_taxonomy('[[label]]\ncode = "a.b"\nname = "A"\nkey = "X"\n').by_key() == {"x": "a.b"}
+
+
+def test_labels_need_a_known_run_and_step(store, runs):
+    with pytest.raises(ValueError, match="unknown run"):
+        lb.add_label(store, "no-such-run", "other", "ana")
+    with pytest.raises(ValueError, match="no step 'nope'"):
+        lb.add_label(store, runs[0], "other", "ana", step_id="nope")
+    with pytest.raises(ValueError, match="1 unknown run"):
+        lb.bulk_label(store, [runs[0], "no-such-run"], "other", "ana")
+    step = store.sql("SELECT step_id FROM steps WHERE run_id = $r LIMIT 1", {"r": runs[0]}).fetchone()[0]
+    lb.add_label(store, runs[0], "other", "ana", step_id=step)
+    assert store.sql("SELECT count(*) FROM label_events").fetchone()[0] == 1  # the refused ones left nothing
+
+
+def test_undo_batch_and_undo_last_action(store, runs):
+    batch = lb.bulk_label(store, runs[:4], "ops.timeout", "ben")
+    lb.add_label(store, runs[5], "other", "ben")  # a later action: undo_last would take this one
+    with pytest.raises(ValueError, match="only the reviewer"):
+        lb.undo_batch(store, batch, "ana")
+    assert lb.undo_batch(store, batch, "ben") == 4
+    assert lb.undo_batch(store, batch, "ben") == 0  # already undone
+    assert lb.current_labels(store)["run_id"].tolist() == [runs[5]]
+    done = lb.undo_last_action(store, "ben")
+    assert done[["run_id", "code", "action"]].values.tolist() == [[runs[5], "other", "remove"]]
+    assert lb.undo_last_action(store, "ben").empty and lb.current_labels(store).empty
+
+
+def test_an_assigned_run_stays_in_the_assignees_queue_after_others_label_it(store, runs):
+    failed = [r[0] for r in store.sql(
+        "SELECT run_id FROM runs WHERE outcome = 'failure' ORDER BY started_at, run_id").fetchall()]
+    lb.assign(store, failed[:2], "ana")
+    lb.assign(store, failed[:2], "ben")
+    lb.add_label(store, failed[0], "other", "ana")
+    assert lb.next_unlabeled(store, "ben") == failed[0]  # ben's vote is still wanted: a second opinion
+    assert lb.next_unlabeled(store, "ana") == failed[1]
+    assert lb.next_unlabeled(store, "cleo") == failed[2]  # not assigned to cleo, labeled: not hers
+
+
+def test_concurrent_writers_lose_nothing(store, runs):
+    # two reviewers' script threads write at the same time through the app's one connection
+    def work(who: str) -> None:
+        for i in range(20):
+            lb.add_label(store, runs[i % len(runs)], "other" if i % 2 else "ops.timeout", who)
+        lb.undo_last(store, who)
+        lb.undo_last(store, who)
+
+    threads = [threading.Thread(target=work, args=(who,)) for who in ("ana", "ben", "cleo")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = dict(store.sql("SELECT reviewer, count(*) FROM label_events GROUP BY ALL").fetchall())
+    assert got == {"ana": 22, "ben": 22, "cleo": 22}
+    assert store.sql("SELECT count(DISTINCT event_id) FROM label_events").fetchone()[0] == 66
+    # each reviewer's two undos took back two different events, never the same one twice
+    assert store.sql("SELECT count(DISTINCT source) FROM label_events WHERE source LIKE 'undo:%'").fetchone()[0] == 6
+
+
+def test_agreement_on_an_empty_store(store, runs):
+    assert lb.agreement(store).empty and lb.disagreements(store).empty
+    assert lb.votes(store).empty

@@ -3,6 +3,7 @@
 The public surface lives here; import from `workbench` rather than its modules.
 """
 
+from workbench import labels
 from workbench.demo_build import build_demo
 from workbench.imports import import_path, import_rejects, import_uploads, imports_table
 from workbench.ingest import IngestSummary, ingest_file, ingest_paths
@@ -26,7 +27,7 @@ __all__ = [
     "RubricError", "Run", "RunFilter", "RunsPage", "ScoreReport", "Step", "Store", "StoreBusyError",
     "StoreError", "ToolCall", "agreement", "build_demo", "compare_runs", "default_db_path", "failing_runs",
     "get_run", "import_path", "import_rejects", "import_uploads", "imports_table", "ingest_file",
-    "ingest_paths", "load_replay", "load_rubric", "loop_summary", "make_run_id", "nearest_success",
+    "ingest_paths", "labels", "load_replay", "load_rubric", "loop_summary", "make_run_id", "nearest_success",
     "open_store", "overview", "parse_rubric", "pass_rates", "record_human_score", "run_steps", "runs_page",
     "score_runs", "verdicts",
 ]

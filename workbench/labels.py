@@ -11,107 +11,33 @@ Labels imported with a trace file (Who&When) carry reviewer `imported` and enter
 
 from __future__ import annotations
 
-import hashlib
-import tomllib
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.loaders.base import IMPORTED_REVIEWER
 from workbench.queries import RunFilter, _where
 from workbench.store import Store
+from workbench.taxonomy import (  # noqa: F401 - the taxonomy is part of this module's public surface
+    RESERVED_KEYS,
+    Taxonomy,
+    TaxonomyLabel,
+    current_taxonomy,
+    default_taxonomy,
+    load_taxonomy,
+    parse_taxonomy,
+)
 
 SEVERITIES = ("low", "medium", "high", "critical")
 _ADDS = ("add", "settle_add")
 _INVERSE = {"add": "remove", "remove": "add", "settle_add": "settle_remove", "settle_remove": "settle_add"}
 
 
-class TaxonomyLabel(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    code: str = Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
-    name: str
-    description: str | None = None
-    key: str | None = Field(default=None, max_length=1)
-
-    @property
-    def group(self) -> str:
-        return self.code.split(".", 1)[0]
-
-
-class Taxonomy(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    version: str
-    labels: tuple[TaxonomyLabel, ...]
-
-    def codes(self) -> list[str]:
-        return [lb.code for lb in self.labels]
-
-    def by_key(self) -> dict[str, str]:
-        return {lb.key: lb.code for lb in self.labels if lb.key}
-
-
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-# -- taxonomy ---------------------------------------------------------------------------------------------
-def parse_taxonomy(text: str) -> Taxonomy:
-    """A taxonomy from TOML text (`[[label]]` entries); its version is the hash of the content."""
-    data = tomllib.loads(text)
-    labels = tuple(TaxonomyLabel(**entry) for entry in data.get("label", []))
-    if not labels:
-        raise ValueError("a taxonomy needs at least one [[label]] entry")
-    codes = [lb.code for lb in labels]
-    dupes = {c for c in codes if codes.count(c) > 1}
-    keys = [lb.key for lb in labels if lb.key]
-    if dupes or len(keys) != len(set(keys)):
-        raise ValueError(f"duplicate codes or keys in taxonomy: {sorted(dupes) or sorted(keys)}")
-    canonical = "\n".join(f"{lb.code}\x1f{lb.name}\x1f{lb.description}\x1f{lb.key}" for lb in labels)
-    return Taxonomy(version=hashlib.sha256(canonical.encode()).hexdigest()[:12], labels=labels)
-
-
-def default_taxonomy() -> Taxonomy:
-    return parse_taxonomy((resources.files("workbench") / "data" / "taxonomy.toml").read_text(encoding="utf-8"))
-
-
-def load_taxonomy(store: Store, source: Path | str | Taxonomy | None = None) -> Taxonomy:
-    """Make a taxonomy (a file, TOML text, or the default) the current one; a new content is a new version."""
-    if isinstance(source, Taxonomy):
-        tax = source
-    elif source is None:
-        tax = default_taxonomy()
-    elif isinstance(source, Path) or (isinstance(source, str) and "[[label]]" not in source):
-        tax = parse_taxonomy(Path(source).read_text(encoding="utf-8"))
-    else:
-        tax = parse_taxonomy(source)
-    with store.transaction() as cur:
-        known = cur.execute("SELECT count(*) FROM taxonomy WHERE version = $v", {"v": tax.version}).fetchone()[0]
-        if not known:
-            cur.executemany(
-                "INSERT INTO taxonomy VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(tax.version, lb.code, lb.group if "." in lb.code else None, lb.name, lb.description, lb.key,
-                  _now()) for lb in tax.labels])
-        cur.execute("INSERT OR REPLACE INTO meta VALUES ('taxonomy_version', $v)", {"v": tax.version})
-    return tax
-
-
-def current_taxonomy(store: Store) -> Taxonomy:
-    """The taxonomy in use; the default one is loaded on first use."""
-    row = store.sql("SELECT value FROM meta WHERE key = 'taxonomy_version'").fetchone()
-    if row is None:
-        return load_taxonomy(store)
-    rows = store.sql("SELECT code, name, description, key FROM taxonomy WHERE version = $v ORDER BY rowid",
-                     {"v": row[0]}).fetchall()
-    return Taxonomy(version=row[0], labels=tuple(
-        TaxonomyLabel(code=c, name=n, description=d, key=k) for c, n, d, k in rows))
 
 
 # -- writing events ---------------------------------------------------------------------------------------
@@ -130,57 +56,111 @@ def _event(run_id: str, step_id: str | None, code: str, severity: str | None, no
             batch_id)
 
 
-def add_label(store: Store, run_id: str, code: str, reviewer: str, *, step_id: str | None = None,
-              severity: str | None = None, note: str | None = None, source: str = "app") -> str:
-    """Append an `add` event; returns its id. The code must exist in the current taxonomy."""
+def _check_runs(store: Store, run_ids: Sequence[str], step_id: str | None = None) -> None:
+    """Refuse a label on a run (or step) the store does not hold: a typo would otherwise be stored for good."""
+    if step_id is not None:
+        found = store.sql("SELECT count(*) FROM steps WHERE run_id = $r AND step_id = $s",
+                          {"r": run_ids[0], "s": step_id}).fetchone()[0]
+        if not found:
+            raise ValueError(f"no step {step_id!r} in run {run_ids[0]!r}")
+        return
+    known = store.sql("SELECT count(*) FROM runs WHERE list_contains($ids, run_id)",
+                      {"ids": list(run_ids)}).fetchone()[0]
+    if known != len(run_ids):
+        missing = sorted(set(run_ids) - {r for (r,) in store.sql(
+            "SELECT run_id FROM runs WHERE list_contains($ids, run_id)", {"ids": list(run_ids)}).fetchall()})
+        raise ValueError(f"{len(missing)} unknown run id(s), e.g. {missing[0]!r}")
+
+
+def _known_code(store: Store, code: str) -> str:
+    """The current taxonomy's version, after checking that `code` is one of its codes."""
     tax = current_taxonomy(store)
     if code not in tax.codes():
         raise ValueError(f"unknown label code {code!r}; the taxonomy ({tax.version}) has {', '.join(tax.codes())}")
-    row = _event(run_id, step_id, code, severity, note, reviewer, "add", tax.version, source, None)
+    return tax.version
+
+
+def add_label(store: Store, run_id: str, code: str, reviewer: str, *, step_id: str | None = None,
+              severity: str | None = None, note: str | None = None, source: str = "app") -> str:
+    """Append an `add` event; returns its id. The code must exist in the current taxonomy, the run (and the
+    step, when given) in the store."""
+    version = _known_code(store, code)
+    row = _event(run_id, step_id, code, severity, note, reviewer, "add", version, source, None)
+    _check_runs(store, [run_id], step_id)
     _append(store, [row])
     return row[0]
 
 
 def remove_label(store: Store, run_id: str, code: str, reviewer: str, *, step_id: str | None = None,
                  source: str = "app") -> str:
+    """Append a `remove` event: the reviewer takes their label back (their earlier `add` stays in history)."""
     row = _event(run_id, step_id, code, None, None, reviewer, "remove", current_taxonomy(store).version, source,
                  None)
+    _check_runs(store, [run_id], step_id)
     _append(store, [row])
     return row[0]
 
 
 def bulk_label(store: Store, run_ids: Sequence[str], code: str, reviewer: str, *, note: str | None = None,
                severity: str | None = None, source: str = "bulk") -> str:
-    """Label many runs in one batch (one transaction); `undo_last` takes the whole batch back."""
-    tax = current_taxonomy(store)
-    if code not in tax.codes():
-        raise ValueError(f"unknown label code {code!r}")
+    """Label many runs in one batch (one transaction); `undo_last` or `undo_batch` takes the whole batch back."""
+    version = _known_code(store, code)
     batch = uuid.uuid4().hex
-    _append(store, [_event(r, None, code, severity, note, reviewer, "add", tax.version, f"{source}:{batch}", batch)
-                    for r in dict.fromkeys(run_ids)])
+    rows = [_event(r, None, code, severity, note, reviewer, "add", version, f"{source}:{batch}", batch)
+            for r in dict.fromkeys(run_ids)]
+    if not rows:
+        raise ValueError("no runs to label")
+    _check_runs(store, [r[1] for r in rows])
+    _append(store, rows)
     return batch
 
 
-def undo_last(store: Store, reviewer: str) -> int:
+_UNDONE = "EXISTS (SELECT 1 FROM label_events u WHERE u.source = 'undo:' || e.event_id)"
+
+
+def _undo(store: Store, reviewer: str, batch_id: str | None) -> pd.DataFrame:
+    # The choice of what to undo happens inside the write transaction, so two undos sent at once (two tabs)
+    # take back two actions, never the same one twice.
+    columns = ["event_id", "run_id", "step_id", "code", "action", "batch_id"]
+    with store.transaction() as cur:
+        if batch_id is None:
+            last = cur.execute(
+                f"""SELECT event_id, batch_id FROM label_events e
+                    WHERE reviewer = $r AND coalesce(source, '') NOT LIKE 'undo:%' AND NOT {_UNDONE}
+                    ORDER BY created_at DESC, rowid DESC LIMIT 1""", {"r": reviewer}).fetchone()  # noqa: S608
+            if last is None:
+                return pd.DataFrame(columns=columns)
+            event_id, batch_id = last
+        else:
+            event_id = None
+        targets = cur.execute(
+            f"""SELECT event_id, run_id, step_id, code, severity, note, action, taxonomy_version, reviewer
+                FROM label_events e WHERE ((batch_id = $b) OR ($b IS NULL AND event_id = $e)) AND NOT {_UNDONE}
+                ORDER BY rowid""", {"b": batch_id, "e": event_id}).fetchall()  # noqa: S608 - fixed fragments
+        if any(t[8] != reviewer for t in targets):
+            raise ValueError("only the reviewer who made a bulk action can undo it")
+        rows = [_event(r, s, c, sev, note, reviewer, _INVERSE[a], v, f"undo:{eid}", None)
+                for eid, r, s, c, sev, note, a, v, _ in targets]
+        if rows:
+            cur.executemany("INSERT INTO label_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    return pd.DataFrame([(r[0], r[1], r[2], r[3], r[8], None) for r in rows], columns=columns)
+
+
+def undo_last_action(store: Store, reviewer: str) -> pd.DataFrame:
     """Append the inverse of the reviewer's last action not yet undone (a bulk batch as a whole).
 
-    Returns how many events the undo appended (0 when there is nothing left to undo)."""
-    last = store.sql(
-        """SELECT event_id, batch_id FROM label_events e
-           WHERE reviewer = $r AND coalesce(source, '') NOT LIKE 'undo:%'
-             AND NOT EXISTS (SELECT 1 FROM label_events u WHERE u.source = 'undo:' || e.event_id)
-           ORDER BY created_at DESC, rowid DESC LIMIT 1""", {"r": reviewer}).fetchone()
-    if last is None:
-        return 0
-    event_id, batch = last
-    targets = store.sql(
-        "SELECT event_id, run_id, step_id, code, severity, note, action, taxonomy_version FROM label_events "
-        "WHERE (batch_id = $b) OR ($b IS NULL AND event_id = $e) ORDER BY rowid",
-        {"b": batch, "e": event_id}).fetchall()
-    rows = [_event(r, s, c, sev, note, reviewer, _INVERSE[a], v, f"undo:{eid}", None)
-            for eid, r, s, c, sev, note, a, v in targets]
-    _append(store, rows)
-    return len(rows)
+    Returns the events the undo appended (run_id, step_id, code, action ...); empty when nothing is left."""
+    return _undo(store, reviewer, None)
+
+
+def undo_last(store: Store, reviewer: str) -> int:
+    """`undo_last_action`, returning how many events it appended (0 when there was nothing left to undo)."""
+    return len(undo_last_action(store, reviewer))
+
+
+def undo_batch(store: Store, batch_id: str, reviewer: str) -> int:
+    """Take back one bulk action (its events not undone yet) by the reviewer who made it; returns the count."""
+    return len(_undo(store, reviewer, batch_id))
 
 
 def settle(store: Store, run_id: str, code: str, applies: bool, settled_by: str, *,
@@ -188,6 +168,7 @@ def settle(store: Store, run_id: str, code: str, applies: bool, settled_by: str,
     """Decide a disagreement: the code applies (or not). Recorded as its own event; the votes stay."""
     row = _event(run_id, step_id, code, None, note, settled_by, "settle_add" if applies else "settle_remove",
                  current_taxonomy(store).version, "settle", None)
+    _check_runs(store, [run_id], step_id)
     _append(store, [row])
     return row[0]
 
@@ -218,7 +199,7 @@ def current_labels(store: Store, run_id: str | None = None, *, include_imported:
         where.append(f"reviewer <> '{IMPORTED_REVIEWER}'")
     return store.df(
         f"SELECT run_id, step_id, code, severity, note, reviewer, created_at, taxonomy_version "  # noqa: S608
-        f"FROM ({_LATEST}) WHERE {' AND '.join(where)} ORDER BY run_id, created_at", params or None)
+        f"FROM ({_LATEST}) WHERE {' AND '.join(where)} ORDER BY run_id, created_at, code", params or None)
 
 
 def settled_labels(store: Store) -> pd.DataFrame:
@@ -251,19 +232,38 @@ def assign(store: Store, run_ids: Iterable[str], reviewer: str, assigned_by: str
     return len(rows)
 
 
+def run_ids(store: Store, flt: RunFilter | None = None, *, failures_only: bool = False) -> list[str]:
+    """Ids of the runs a filter selects (optionally only failed ones), oldest first: what a bulk action or an
+    assignment touches."""
+    where, params = _where(flt or RunFilter())
+    if failures_only:
+        where = f"{where} AND {_FAILED}" if where else f"WHERE {_FAILED}"
+    return [r for (r,) in store.sql(f"SELECT run_id FROM runs {where} ORDER BY started_at, run_id",  # noqa: S608
+                                    params).fetchall()]
+
+
+_FAILED = "(outcome = 'failure' OR status = 'error')"
+
+
 def next_unlabeled(store: Store, reviewer: str, flt: RunFilter | None = None,
                    skip: Iterable[str] = ()) -> str | None:
-    """The next failed run nobody has labeled yet: the reviewer's assigned runs first, then unassigned ones,
-    then runs assigned to others; oldest first. `skip` holds run ids passed over in this session."""
+    """The next failed run for `reviewer`: one they have not labeled, and that nobody has labeled unless it is
+    assigned to them (assigning a run to several people is how it gets several votes).
+
+    Their assigned runs come first, then unassigned ones, then runs assigned to others; oldest first. `skip`
+    holds run ids passed over in this session."""
     where, params = _where(flt or RunFilter())
-    extra = "(outcome = 'failure' OR status = 'error') AND NOT list_contains($skip, run_id)"
+    extra = f"{_FAILED} AND NOT list_contains($skip, run_id)"
     where = f"{where} AND {extra}" if where else f"WHERE {extra}"
     params.update({"skip": list(skip), "me": reviewer})
     row = store.sql(
-        f"""SELECT run_id FROM runs {where}
-            AND run_id NOT IN (SELECT run_id FROM ({_LATEST}) WHERE action = 'add'
-                               AND reviewer <> '{IMPORTED_REVIEWER}')
-            ORDER BY CASE WHEN run_id IN (SELECT run_id FROM assignments WHERE reviewer = $me) THEN 0
+        f"""WITH labeled AS (SELECT DISTINCT run_id, reviewer FROM ({_LATEST})
+                             WHERE action = 'add' AND reviewer <> '{IMPORTED_REVIEWER}'),
+                 mine AS (SELECT run_id FROM assignments WHERE reviewer = $me)
+            SELECT run_id FROM runs {where}
+            AND run_id NOT IN (SELECT run_id FROM labeled WHERE reviewer = $me)
+            AND (run_id IN (SELECT run_id FROM mine) OR run_id NOT IN (SELECT run_id FROM labeled))
+            ORDER BY CASE WHEN run_id IN (SELECT run_id FROM mine) THEN 0
                           WHEN run_id IN (SELECT run_id FROM assignments) THEN 2 ELSE 1 END,
                      started_at, run_id
             LIMIT 1""", params).fetchone()  # noqa: S608 - fixed fragments; values are parameters
@@ -296,6 +296,9 @@ def votes(store: Store, reviewers: Sequence[str] | None = None, *, include_impor
     if reviewers:
         rated = rated[rated["reviewer"].isin(reviewers)]
         cur = cur[cur["reviewer"].isin(reviewers)]
+    if rated.empty:
+        return pd.DataFrame({"run_id": pd.Series(dtype=str), "reviewer": pd.Series(dtype=str),
+                             "code": pd.Series(dtype=str), "vote": pd.Series(dtype=int)})
     pairs = rated[["run_id", "reviewer"]].drop_duplicates()
     codes = sorted(set(rated["code"]))
     grid = pairs.merge(pd.DataFrame({"code": codes}), how="cross")

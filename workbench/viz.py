@@ -211,3 +211,28 @@ def step_costs(steps: pd.DataFrame, title: str = "Context size and cost per step
         xaxis={"title": {"text": "step #"}},
     )
     return fig
+
+
+def label_counts(counts: pd.DataFrame, by: str, title: str | None = None) -> go.Figure:
+    """Stacked bars: runs carrying each label code, per agent version (or agent, or week).
+
+    Args:
+        counts: `workbench.labels.label_counts(store, by)` (columns `by`, code, runs).
+        by: the grouping column: agent_version, agent or week.
+    """
+    title = title or {"week": "Labeled runs per week by code", "agent": "Labeled runs per agent by code"}.get(
+        by, "Labeled runs per agent version by code")
+    if counts.empty:
+        return _empty(title, "no labels yet")
+    fig = go.Figure(layout=_layout(title, barmode="stack", hovermode="closest"))
+    x = counts[by] if by == "week" else counts[by].map(_label)
+    for code in sorted(set(counts["code"])):
+        part = counts["code"] == code
+        fig.add_bar(x=x[part], y=counts.loc[part, "runs"], name=_label(code),
+                    hovertemplate=f"{_label(code)}<br>%{{x}}: %{{y}} runs<extra></extra>")
+    fig.update_yaxes(title_text="runs")
+    if by == "week":
+        _week_axis(fig, counts["week"])
+    else:
+        fig.update_xaxes(type="category")
+    return fig

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from workbench import queries
+from workbench import labels, queries
 from workbench.replay.align import align, edit_distance_reference
 from workbench.replay.compare import Comparison, compare_runs, pair_detail
 from workbench.replay.loops import LOOP_KINDS, LoopRules, detect, find, findings_frame
@@ -126,18 +126,10 @@ def loop_summary(store: Store, run_ids: list[str] | None = None, rules: LoopRule
 
 
 def current_labels(store: Store, run_id: str) -> pd.DataFrame:
-    """Labels in force on a run and its steps: per (step, code, reviewer) the latest event, unless a removal.
-
-    `label_events` is append-only; this is the same reading the labeling module's view gives.
-    """
-    return store.df(
-        "SELECT step_id, code, severity, note, reviewer, created_at FROM ("
-        " SELECT *, row_number() OVER (PARTITION BY step_id, code, reviewer"
-        "   ORDER BY created_at DESC, event_id DESC) AS rn"
-        " FROM label_events WHERE run_id = $run_id"
-        ") WHERE rn = 1 AND action <> 'remove' ORDER BY created_at, code",
-        {"run_id": run_id},
-    )
+    """Labels in force on a run and its steps (`workbench.labels.current_labels`: per step, code and reviewer
+    the latest vote, when it is an add), oldest first."""
+    return labels.current_labels(store, run_id)[["step_id", "code", "severity", "note", "reviewer",
+                                                  "created_at"]].reset_index(drop=True)
 
 
 def nearest_success(store: Store, run_id: str) -> str | None:
