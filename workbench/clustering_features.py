@@ -1,0 +1,368 @@
+"""Features of failed runs for clustering: one SQL query over the store, then TF-IDF + SVD.
+
+A failed run is described by what a reviewer reads first: the run's error, the final output, the errors of
+its steps (tool errors above all), what guardrails and humans decided along the way, the sequence of tool
+calls (its *signature*), reviewers' notes when there are any, and whether it cost or took far more steps
+than its agent version usually needs. Steps are aggregated per run inside DuckDB in the same query that
+selects the runs, so 100k failures with millions of steps are one scan, not 100k queries.
+
+Numbers and hex ids are masked (`ORD-2026-237232` -> `ORD-0-0`) before vectorizing: otherwise every order
+number, file size or test count would be a term of its own, and two runs failing the same way would look
+different because they were about different orders.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.preprocessing import normalize
+
+from workbench.labels import current_labels
+from workbench.queries import RunFilter, _where
+from workbench.store import Store
+
+TEXT_CHARS = 400
+"""Characters kept of each text field (output, errors): the start says what kind of failure it is."""
+MAX_SIGNATURE = 60
+"""Tool calls kept of a run's signature (a looping run can make hundreds)."""
+COST_HIGH = 3.0
+"""A run costing this many times the median run of its agent version is marked `cost_high`."""
+STEPS_HIGH = 2.0
+"""... and taking this many times the median number of steps, `steps_high`."""
+SAME_CALLS = 3
+"""One tool called this many times with identical arguments marks a loop (a retry after an error is 2)."""
+
+# Steps that say something about what happened: tool and retrieval calls by their tool name, guardrails and
+# human approvals by their name and decision. LLM calls are left out: every run has them, they separate
+# nothing and would drown the signature.
+_FEATURES_SQL = """
+WITH base AS (
+    SELECT run_id, agent, agent_version, started_at, cost_usd, status, outcome, error, output, n_steps,
+           cost_usd / nullif(median(cost_usd) OVER (PARTITION BY agent, agent_version), 0) AS cost_ratio,
+           n_steps / nullif(median(n_steps) OVER (PARTITION BY agent, agent_version), 0) AS steps_ratio
+    FROM runs {where}
+),
+failed AS (
+    SELECT * FROM base WHERE outcome = 'failure' OR status = 'error'
+),
+picked AS (
+    SELECT st.run_id, st.seq, st.kind, st.name, st.tool_name, st.status, st.error, st.tool_args,
+           CASE WHEN st.kind IN ('guardrail', 'human') AND st.attributes IS NOT NULL THEN
+               list_filter(map_entries(TRY_CAST(st.attributes AS MAP(VARCHAR, VARCHAR))),
+                           lambda e: e.key LIKE '%decision' OR e.key LIKE '%reason')
+           END AS verdict
+    FROM steps st
+    WHERE st.run_id IN (SELECT run_id FROM failed)
+      AND (st.tool_name IS NOT NULL OR st.kind IN ('tool', 'retrieval', 'guardrail', 'human')
+           OR st.error IS NOT NULL)
+),
+marks AS (
+    SELECT run_id, seq, error,
+           CASE WHEN tool_name IS NOT NULL THEN tool_name
+                WHEN kind IN ('guardrail', 'human') THEN
+                    regexp_replace(coalesce(name, kind), '^(apply_guardrail|human_approval) ', '')
+                    || coalesce(':' || list_filter(verdict, lambda e: e.key LIKE '%decision')[1].value, '')
+                ELSE kind
+           END || CASE WHEN status = 'error' THEN '!' ELSE '' END AS mark,
+           -- what a guardrail or a person decided, unless it was the everyday "allow"
+           CASE WHEN NOT list_contains(['allow', 'allowed', 'approved', 'pass', 'passed', 'ok', 'true'],
+                                       lower(list_filter(verdict, lambda e: e.key LIKE '%decision')[1].value))
+                THEN array_to_string(list_transform(verdict, lambda e: e.value), ' ') END AS decision,
+           CASE WHEN tool_name IS NOT NULL THEN
+               count(*) OVER (PARTITION BY run_id, tool_name, hash(tool_args)) END AS same_calls
+    FROM picked
+),
+per_run AS (
+    SELECT run_id,
+           list(mark ORDER BY seq) AS marks,
+           max(same_calls) AS max_same_calls,
+           string_agg(DISTINCT left(error, {chars}), ' | ') AS step_errors,
+           string_agg(DISTINCT mark || ' ' || decision, ' | ') FILTER (WHERE decision <> '') AS decisions
+    FROM marks GROUP BY run_id
+)
+SELECT f.run_id, f.agent, f.agent_version, f.started_at, f.cost_usd, f.status, f.n_steps,
+       left(f.error, {chars}) AS error, left(f.output, {chars}) AS output,
+       p.step_errors, p.decisions, coalesce(p.marks, []) AS marks, coalesce(p.max_same_calls, 0) AS same_calls,
+       coalesce(f.cost_ratio >= {cost_high}, false) AS cost_high,
+       coalesce(f.steps_ratio >= {steps_high}, false) AS steps_high
+FROM failed f LEFT JOIN per_run p USING (run_id)
+ORDER BY f.run_id
+"""
+
+_NUMBER = re.compile(r"(?<![a-z])(?:0x)?[0-9a-f]*[0-9][0-9a-f]*(?![a-z])", re.IGNORECASE)
+
+
+def mask_numbers(text: str) -> str:
+    """Replace numbers and hex ids with `0`, so ids and counts do not split otherwise equal texts."""
+    return _NUMBER.sub("0", text)
+
+
+def load_failures(store: Store, flt: RunFilter | None = None) -> pd.DataFrame:
+    """One row per failed run (outcome failure or status error) of the selection, ordered by run_id.
+
+    Columns: run_id, agent, agent_version, started_at, cost_usd, status, n_steps, error, output,
+    step_errors, decisions, marks (tool-call signature, a list), cost_high, steps_high, notes, codes
+    (current label codes of the run, a list), and `text` and `signature`: the two documents the vectorizer
+    reads.
+    """
+    where, params = _where(flt or RunFilter())
+    query = _FEATURES_SQL.format(where=where, chars=TEXT_CHARS, cost_high=COST_HIGH, steps_high=STEPS_HIGH)
+    frame = store.sql(query, params).df()
+    labels = current_labels(store)
+    if len(labels) and len(frame):
+        labels = labels[labels["run_id"].isin(set(frame["run_id"]))]
+        notes = labels.dropna(subset=["note"]).groupby("run_id")["note"].agg(lambda s: " | ".join(dict.fromkeys(s)))
+        codes = labels.groupby("run_id")["code"].agg(lambda s: sorted(set(s)))
+        frame = frame.merge(notes.rename("notes"), how="left", left_on="run_id", right_index=True)
+        frame = frame.merge(codes.rename("codes"), how="left", left_on="run_id", right_index=True)
+    else:
+        frame["notes"] = None
+        frame["codes"] = None
+    frame["codes"] = [c if isinstance(c, list) else [] for c in frame["codes"]]
+    frame["errors"] = failure_texts(frame)
+    frame["output_text"] = failure_texts(frame, ("output",))
+    rows = zip(frame["marks"], frame["output"], frame["status"], frame["same_calls"], frame["cost_high"],
+               frame["steps_high"], strict=True)
+    frame["signature"] = [signature_text(m) for m in frame["marks"]]
+    frame["shape"] = [shape_text(*row) for row in rows]
+    return frame
+
+
+def failure_texts(frame: pd.DataFrame, columns=("error", "step_errors", "decisions", "notes")) -> list[str]:
+    """One text document per run from `columns` (default: what went wrong), numbers masked."""
+    parts = [frame[c].fillna("").astype(str) for c in columns if c in frame]
+    if not parts:
+        return [""] * len(frame)
+    joined = parts[0].str.cat(parts[1:], sep=" \n ") if len(parts) > 1 else parts[0]
+    return [mask_numbers(t) for t in joined]
+
+
+def collapse(marks) -> list[str]:
+    """Consecutive repeats of one call collapsed to `name*` (a loop reads the same however long it ran)."""
+    out: list[str] = []
+    for mark in list(marks)[:MAX_SIGNATURE * 4]:
+        if out and out[-1].rstrip("*") == mark:
+            out[-1] = mark + "*"
+        else:
+            out.append(mark)
+    return out[:MAX_SIGNATURE]
+
+
+def signature_text(marks) -> str:
+    """The signature document: the run's tool calls (and checks), consecutive repeats collapsed."""
+    return " ".join(_token(m) for m in collapse(marks if marks is not None else [])) or "no_tools"
+
+
+def _token(mark: str) -> str:
+    # vectorizer tokens are \S+; a repeat and an error stay visible as suffixes
+    return re.sub(r"\s+", "_", mark.replace("*", "_repeated").replace("!", "_error"))
+
+
+_FLAGS = frozenset({"cost_high", "steps_high", "same_call_repeated", "no_tools"})
+
+
+_GAVE_UP = re.compile(
+    r"\b(sorry|unable|couldn't|could not|can't|cannot|wasn't able|was not able|failed to|having trouble|"
+    r"not possible|went wrong)\b", re.IGNORECASE)
+_PASSING = frozenset({"allow", "allowed", "approved", "pass", "passed", "ok", "true"})
+
+
+def shape_text(marks, output: str | None, status: str | None, same_calls: int = 0, cost_high: bool = False,
+               steps_high: bool = False) -> str:
+    """What kind of failure the run's course shows, in words that do not depend on the agent or its tools.
+
+    Tool names and texts differ between agents; a loop, an ignored tool error or a blocked action look the
+    same everywhere. These tokens let runs of different agents that failed the same way meet in one cluster.
+    """
+    marks = list(marks if marks is not None else [])
+    tokens: list[str] = []
+    tool_idx = [i for i, m in enumerate(marks) if ":" not in m and m.rstrip("!") not in ("agent", "llm")]
+    failed = [i for i in tool_idx if marks[i].endswith("!")]
+    if failed:
+        tokens.append("tool_error")
+        later = [i for i in tool_idx if i > failed[0] and not marks[i].endswith("!")]
+        tokens.append("continued_after_tool_error" if later else "stopped_at_tool_error")
+        if len(failed) > 1:
+            tokens.append("tool_errors_repeated")
+    blocked = [i for i, m in enumerate(marks) if ":" in m and m.split(":", 1)[1].rstrip("!").lower() not in _PASSING]
+    if blocked:
+        tokens.append("blocked_by_check")
+        if any(i > blocked[0] for i in tool_idx):
+            tokens.append("acted_after_block")
+    if status == "error":
+        tokens.append("run_error")
+    if any(m.rstrip("!") == "llm" and m.endswith("!") for m in marks):
+        tokens.append("model_call_error")
+    if same_calls >= SAME_CALLS:
+        tokens.append("same_call_repeated")
+    if cost_high:
+        tokens.append("cost_high")
+    if steps_high:
+        tokens.append("steps_high")
+    if not tool_idx:
+        tokens.append("no_tool_calls")
+    if not output or not str(output).strip():
+        tokens.append("no_output")
+    elif _GAVE_UP.search(str(output)):
+        tokens.append("admits_failure")
+    return " ".join(tokens) or "no_error_signal"
+
+
+def readable_signature(signature: str, limit: int = 6) -> str:
+    """`get_customer lookup_order_repeated` -> `get_customer > lookup_order (repeated)`; checks that passed
+    (`prompt_injection:allow`) are left out, checks that did not stay (`refund_policy:block`)."""
+    tokens = [t for t in signature.split() if t not in _FLAGS and
+              not (":" in t and t.split(":", 1)[1].split("_")[0].lower() in _PASSING)]
+    shown = [t.replace("_repeated", " (repeated)").replace("_error", " (error)").replace(":", ": ")
+             for t in tokens[:limit]]
+    return " > ".join(shown) + (" > ..." if len(tokens) > limit else "")
+
+
+SHAPE_PHRASES = {
+    "same_call_repeated": "same call repeated",
+    "blocked_by_check": "blocked by a check",
+    "acted_after_block": "acted after the block",
+    "run_error": "run failed",
+    "model_call_error": "model call failed",
+    "stopped_at_tool_error": "stopped at a tool error",
+    "continued_after_tool_error": "went on after a tool error",
+    "tool_errors_repeated": "repeated tool errors",
+    "tool_error": "tool error",
+    "cost_high": "cost far above usual",
+    "steps_high": "far more steps than usual",
+    "no_tool_calls": "no tool calls",
+    "no_output": "no final answer",
+    "admits_failure": "answer admits failure",
+    "no_error_signal": "no error signal",
+}
+"""Shape tokens in the words a cluster name uses, in the order they are worth reading."""
+
+
+def describe_shape(tokens) -> str:
+    """Shape tokens as a short phrase: `run failed, model call failed`. A bare `tool error` is left out when
+    a phrase says more about it."""
+    present = set(tokens)
+    if present & {"stopped_at_tool_error", "continued_after_tool_error"}:
+        present.discard("tool_error")
+    return ", ".join(p for t, p in SHAPE_PHRASES.items() if t in present)
+
+
+class WeightedTfidf:
+    """TF-IDF over distinct documents, each counted as often as it occurs.
+
+    Failure texts repeat (a template with masked numbers, the same error in a thousand runs): vectorizing
+    each distinct text once and weighting it by its count gives exactly what `TfidfVectorizer` (smooth idf,
+    l2 norm) gives on the full list, at the cost of the distinct texts only.
+    """
+
+    def __init__(self, analyzer: str = "word", ngram_range: tuple[int, int] = (1, 1), min_df: float = 1,
+                 max_df: float = 1.0, max_features: int | None = 20_000, sublinear_tf: bool = True,
+                 lowercase: bool = True, token_pattern: str | None = r"(?u)\b\w\w+\b",
+                 stop_words: str | None = None) -> None:
+        self.analyzer = analyzer
+        self.ngram_range = ngram_range
+        self.min_df = min_df
+        self.max_df = max_df
+        self.max_features = max_features
+        self.sublinear_tf = sublinear_tf
+        self.lowercase = lowercase
+        self.token_pattern = token_pattern
+        self.stop_words = stop_words
+
+    def fit_transform(self, docs: list[str], weights: np.ndarray | None = None) -> sp.csr_matrix:
+        codes, uniques = pd.factorize(pd.Series(docs, dtype=object), sort=False)
+        weights = np.ones(len(docs)) if weights is None else np.asarray(weights, dtype=float)
+        per_doc = np.bincount(codes, weights=weights, minlength=len(uniques))
+        total = float(weights.sum())
+        counter = CountVectorizer(analyzer=self.analyzer, ngram_range=self.ngram_range, lowercase=self.lowercase,
+                                  token_pattern=self.token_pattern if self.analyzer == "word" else None,
+                                  stop_words=self.stop_words, dtype=np.float32)
+        try:
+            counts = counter.fit_transform([str(u) for u in uniques]).tocsc()
+        except ValueError:  # no document has a single term
+            self.terms_ = np.array([], dtype=object)
+            return sp.csr_matrix((len(docs), 0), dtype=np.float32)
+        present = counts.copy()
+        present.data[:] = 1
+        df = present.T @ per_doc
+        max_df = self.max_df * total if isinstance(self.max_df, float) else self.max_df
+        keep = np.flatnonzero((df >= self.min_df) & (df <= max(max_df, self.min_df)))
+        if self.max_features and len(keep) > self.max_features:
+            freq = (counts.T @ per_doc)[keep]
+            keep = np.sort(keep[np.argsort(-freq, kind="stable")[: self.max_features]])
+        self.terms_ = counter.get_feature_names_out()[keep]
+        counts = counts[:, keep].tocsr()
+        if self.sublinear_tf:
+            counts.data = 1 + np.log(counts.data)
+        self.idf_ = (np.log((1 + total) / (1 + df[keep])) + 1).astype(np.float32)
+        matrix = normalize(counts @ sp.diags(self.idf_)).astype(np.float32)
+        return matrix[codes].tocsr()
+
+
+_WORDS = r"(?u)\b[a-zA-Z_][a-zA-Z_']+\b"  # masked numbers carry no meaning: `0` is not a term
+_TOKENS = r"\S+"
+
+#: block name -> (document column, TF-IDF parameters)
+BLOCKS: dict[str, tuple[str, dict]] = {
+    "errors_word": ("errors", {"ngram_range": (1, 2), "min_df": 2, "max_df": 0.9, "token_pattern": _WORDS,
+                               "stop_words": "english"}),
+    "errors_char": ("errors", {"analyzer": "char_wb", "ngram_range": (3, 5), "min_df": 2}),
+    "output_word": ("output_text", {"ngram_range": (1, 2), "min_df": 2, "max_df": 0.9, "token_pattern": _WORDS,
+                                    "stop_words": "english"}),
+    "output_char": ("output_text", {"analyzer": "char_wb", "ngram_range": (3, 5), "min_df": 2}),
+    "signature": ("signature", {"ngram_range": (1, 3), "lowercase": False, "token_pattern": _TOKENS}),
+    "shape": ("shape", {"lowercase": False, "token_pattern": _TOKENS}),
+}
+DEFAULT_WEIGHTS: dict[str, float] = {"errors_word": 1.0, "errors_char": 0.5, "output_word": 0.5,
+                                     "output_char": 0.0, "signature": 0.3, "shape": 1.5}
+"""Chosen on the demo fleet (see `FailureClusterer`): what went wrong and how the run went weigh more than
+the final answer's words, which differ by agent and task even when runs failed the same way. Character
+n-grams of the output cost the most time and added nothing there, so they are off by default."""
+TERM_BLOCKS = ("errors_word", "output_word")
+"""Blocks whose terms name a cluster."""
+
+
+class FailureVectorizer:
+    """Failure documents -> dense, L2-normalized SVD vectors.
+
+    Each block (see `BLOCKS`) is a TF-IDF matrix with rows L2-normalized; blocks are weighted, stacked and
+    reduced together with TruncatedSVD. Rows may be distinct documents with `sample_weight` counting how
+    often each occurs: the SVD then sees rows scaled by the square root of their weight, which has the same
+    components as the full, repeated data.
+    """
+
+    def __init__(self, n_components: int = 64, weights: dict[str, float] | None = None,
+                 random_state: int = 0) -> None:
+        self.n_components = n_components
+        self.weights = weights
+        self.random_state = random_state
+
+    def fit_transform(self, docs: pd.DataFrame, sample_weight: np.ndarray | None = None) -> np.ndarray:
+        weights = {**DEFAULT_WEIGHTS, **(self.weights or {})}
+        unknown = set(weights) - set(BLOCKS)
+        if unknown:
+            raise ValueError(f"unknown feature blocks {sorted(unknown)}; known: {', '.join(BLOCKS)}")
+        w = np.ones(len(docs)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        self.blocks_: dict[str, WeightedTfidf] = {}
+        self.matrices_: dict[str, sp.csr_matrix] = {}
+        parts = []
+        for name, (column, params) in BLOCKS.items():
+            if not weights.get(name):
+                continue
+            tfidf = self.blocks_[name] = WeightedTfidf(**params)
+            matrix = self.matrices_[name] = tfidf.fit_transform(list(docs[column]), w)
+            parts.append(matrix * weights[name])
+        stacked = sp.hstack(parts, format="csr") if parts else sp.csr_matrix((len(docs), 0))
+        n = min(self.n_components, min(stacked.shape) - 1)
+        if n < 1:  # too few runs or terms to reduce: use the matrix as it is
+            self.svd_ = None
+            return normalize(stacked.toarray()).astype(np.float32)
+        self.svd_ = TruncatedSVD(n_components=n, random_state=self.random_state, algorithm="randomized",
+                                 n_iter=5)
+        self.svd_.fit(sp.diags(np.sqrt(w)) @ stacked)
+        return normalize(self.svd_.transform(stacked)).astype(np.float32)
