@@ -8,5 +8,6 @@ st.navigation(
         st.Page("app_pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
         st.Page("app_pages/runs.py", title="Runs", icon=":material/table_rows:"),
         st.Page("app_pages/run.py", title="Run", icon=":material/route:", url_path="run"),
+        st.Page("app_pages/clusters.py", title="Clusters", icon=":material/bubble_chart:", url_path="clusters"),
     ]
 ).run()

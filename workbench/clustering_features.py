@@ -94,12 +94,13 @@ FROM failed f LEFT JOIN per_run p USING (run_id)
 ORDER BY f.run_id
 """
 
-_NUMBER = re.compile(r"(?<![a-z])(?:0x)?[0-9a-f]*[0-9][0-9a-f]*(?![a-z])", re.IGNORECASE)
+_HEX_ID = re.compile(r"\b(?:0x[0-9a-f]+|(?=[0-9a-f]*[0-9])[0-9a-f]{6,})\b", re.IGNORECASE)
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def mask_numbers(text: str) -> str:
-    """Replace numbers and hex ids with `0`, so ids and counts do not split otherwise equal texts."""
-    return _NUMBER.sub("0", text)
+    """Replace hex ids and every run of digits with `0`, so ids and counts do not split equal texts."""
+    return _DIGITS.sub("0", _HEX_ID.sub("0", text))
 
 
 def load_failures(store: Store, flt: RunFilter | None = None) -> pd.DataFrame:
@@ -296,6 +297,8 @@ class WeightedTfidf:
             freq = (counts.T @ per_doc)[keep]
             keep = np.sort(keep[np.argsort(-freq, kind="stable")[: self.max_features]])
         self.terms_ = counter.get_feature_names_out()[keep]
+        if not len(keep):  # every term is rarer than min_df (a handful of runs)
+            return sp.csr_matrix((len(docs), 0), dtype=np.float32)
         counts = counts[:, keep].tocsr()
         if self.sublinear_tf:
             counts.data = 1 + np.log(counts.data)
@@ -358,8 +361,8 @@ class FailureVectorizer:
             matrix = self.matrices_[name] = tfidf.fit_transform(list(docs[column]), w)
             parts.append(matrix * weights[name])
         stacked = sp.hstack(parts, format="csr") if parts else sp.csr_matrix((len(docs), 0))
-        n = min(self.n_components, min(stacked.shape) - 1)
-        if n < 1:  # too few runs or terms to reduce: use the matrix as it is
+        n = self.n_components
+        if min(stacked.shape) <= n:  # fewer distinct runs or terms than dimensions: nothing to reduce
             self.svd_ = None
             return normalize(stacked.toarray()).astype(np.float32)
         self.svd_ = TruncatedSVD(n_components=n, random_state=self.random_state, algorithm="randomized",
