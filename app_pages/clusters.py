@@ -16,6 +16,20 @@ from workbench.ui import clusters as uc
 BOUND = {"bind": "query-params"}
 NEW = "new"
 
+
+def linked_select(where, label: str, options: list[str], key: str, format_func, **kwargs) -> str:
+    """A selectbox whose value is also the `?key=` query parameter, by the option's value (a bound widget
+    would put its display text in the URL)."""
+    linked = ui.query_param(key)
+    if key not in st.session_state and linked in options:
+        st.session_state[key] = linked
+    if st.session_state.get(key) not in options:
+        st.session_state.pop(key, None)
+    value = where.selectbox(label, options, key=key, format_func=format_func, **kwargs)
+    ui.set_query_param(key, None if value == options[0] else value)
+    return value
+
+
 ui.require_data()
 st.title("Clusters")
 flt = ui.filter_sidebar()
@@ -27,7 +41,7 @@ names = {NEW: "Cluster the selection now"} | {
     for cid, name, at, n in zip(saved["clustering_id"], saved["name"], saved["created_at"], saved["n_runs"],
                                 strict=True)}
 left, right = st.columns([3, 1])
-choice = left.selectbox("Clustering", list(names), format_func=names.get, key="clustering", **BOUND)
+choice = linked_select(left, "Clustering", list(names), "clustering", names.get)
 if choice == NEW:
     method = right.selectbox("Method", METHODS, key="method", **BOUND,
                              help="kmeans-merge recovers the demo fleet's failure modes best (see the docs).")
@@ -50,13 +64,17 @@ cols[2].metric("Failure share", ui.fmt_pct(result.n_failures / result.n_selected
                help="Failed runs over all runs of the selection.")
 cols[3].metric("Cost of failures", ui.fmt_cost(float(table["cost_usd"].sum())))
 
+
+
+def _save(clustering, title: str) -> None:
+    # a callback runs before the next script run, so it may move the (already drawn) selector
+    st.session_state["clustering"] = uc.save(clustering, title)
+
+
 if choice == NEW:
     with st.expander("Save this clustering (to reopen it as it is now)"):
         title = st.text_input("Name", key="save_name", placeholder="weekly review 46")
-        if st.button("Save clustering"):
-            cid = uc.save(result, title)
-            st.session_state["clustering"] = cid
-            st.rerun()
+        st.button("Save clustering", key="save_clustering", on_click=_save, args=(result, title))
 
 # -- map --------------------------------------------------------------------------------------------------------
 event = st.plotly_chart(viz.cluster_map(result.runs), key="cluster_map", on_select="rerun",
@@ -85,16 +103,14 @@ picked = st.dataframe(
         "central": st.column_config.TextColumn("Most typical runs", width="medium"),
     },
 )
-ids = [int(c) for c in table["cluster"]]
+ids = [str(c) for c in table["cluster"]]
+sizes = dict(zip(ids, table["size"], strict=True))
 rows = picked.selection.rows if picked is not None else []
-# A row picked in the table moves the cluster selector once; the selector (bound to ?cluster=) stays the truth.
+# A row picked in the table moves the cluster selector once; the selector (and ?cluster=) stays the truth.
 if rows and st.session_state.get("_picked_row") != rows[0]:
     st.session_state["cluster"] = ids[rows[0]]
 st.session_state["_picked_row"] = rows[0] if rows else None
-if st.session_state.get("cluster") not in ids:
-    st.session_state.pop("cluster", None)
-cluster = st.selectbox("Cluster", ids, key="cluster", **BOUND,
-                       format_func=lambda c: f"#{c} · {int(table.loc[table['cluster'] == c, 'size'].iloc[0])} runs")
+cluster = int(linked_select(st, "Cluster", ids, "cluster", lambda c: f"#{c} · {sizes[c]} runs"))
 row = table[table["cluster"] == cluster].iloc[0]
 members = result.members(cluster)
 run_ids = list(members["run_id"])
