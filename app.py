@@ -7,7 +7,9 @@ st.navigation(
     [
         st.Page("app_pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
         st.Page("app_pages/runs.py", title="Runs", icon=":material/table_rows:"),
-        st.Page("app_pages/run.py", title="Run", icon=":material/route:", url_path="run"),
+        st.Page("app_pages/run.py", title="Replay", icon=":material/route:", url_path="run"),
+        st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
         st.Page("app_pages/clusters.py", title="Clusters", icon=":material/bubble_chart:", url_path="clusters"),
+        st.Page("app_pages/import_page.py", title="Import", icon=":material/upload_file:", url_path="import"),
     ]
 ).run()

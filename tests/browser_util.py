@@ -136,6 +136,67 @@ def _insert(table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608 - fixed names
 
 
+def require_browser() -> None:
+    """Skip the calling test module when no browser can run, except in CI, where that is a broken setup.
+
+    Call it at module level before importing playwright.
+    """
+    missing = browser_missing()
+    if missing and os.environ.get("CI"):
+        # ./dev test installs Chromium; in CI a missing browser is a broken setup, not a reason to skip
+        raise RuntimeError(f"browser tests cannot run in CI: {missing}")
+    if missing:
+        import pytest
+
+        pytest.skip(f"browser test skipped: {missing}", allow_module_level=True)
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator:
+    """Debian's Chromium driven by Playwright, closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+# -- driving the page (Playwright objects are passed in; this module does not import playwright) ----------
+EXCEPTION = '[data-testid="stException"]'
+WAIT_MS = 20_000
+
+
+def settle(page) -> None:
+    """Wait until the script run is over (Streamlit shows a running indicator meanwhile)."""
+    page.wait_for_load_state("networkidle")
+    running = page.locator('[data-testid="stStatusWidget"]')
+    deadline = time.monotonic() + 15
+    while running.count() and running.first.is_visible() and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    page.wait_for_timeout(300)
+
+
+def shot(page, name: str, height: int = 2000) -> None:
+    """Screenshot into test-artifacts/browser-NAME.png.
+
+    Streamlit scrolls an inner container, so full_page alone captures one screen: grow the window instead.
+    """
+    ARTIFACTS.mkdir(exist_ok=True)
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": height})
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(ARTIFACTS / f"browser-{name}.png"), full_page=True)
+    page.set_viewport_size(size)
+
+
+def nav_lines(page) -> list[str]:
+    return [line.strip() for line in page.locator('[data-testid="stSidebarNav"]').inner_text().splitlines()
+            if line.strip()]
+
+
 # -- serving the app --------------------------------------------------------------------------------------
 def browser_missing() -> str | None:
     """Why a browser test cannot run here, or None when it can."""

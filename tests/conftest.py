@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -7,7 +8,10 @@ import pytest
 from workbench.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
-REAL = ROOT.parent / "shared" / "data" / "real"
+# WORKBENCH_REAL_DATA, else next to a clone (../shared/data/real), else further up (a git worktree)
+REAL = Path(os.environ.get("WORKBENCH_REAL_DATA") or next(
+    (p / "shared" / "data" / "real" for p in ROOT.parents if (p / "shared" / "data" / "real").is_dir()),
+    ROOT.parent / "shared" / "data" / "real"))
 ARTIFACTS = ROOT / "test-artifacts"
 
 

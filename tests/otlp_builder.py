@@ -15,6 +15,8 @@ def value(v):
         return {"intValue": str(v)}
     if isinstance(v, float):
         return {"doubleValue": v}
+    if isinstance(v, list):
+        return {"arrayValue": {"values": [value(x) for x in v]}}
     return {"stringValue": v}
 
 
@@ -39,7 +41,8 @@ def event(name: str, attributes: dict, at: int = 0) -> dict:
 
 
 def request(spans: list[dict], resource: dict | None = None) -> dict:
-    return {"resourceSpans": [{"resource": {"attributes": attrs(resource or {"service.name": "svc"})},
+    resource = {"service.name": "svc"} if resource is None else resource
+    return {"resourceSpans": [{"resource": {"attributes": attrs(resource)},
                                "scopeSpans": [{"scope": {"name": "test"}, "spans": spans}]}]}
 
 

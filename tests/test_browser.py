@@ -5,26 +5,16 @@ Screenshots land in test-artifacts/ (browser-*.png) for a person to look at.
 
 from __future__ import annotations
 
-import os
-import time
-
 import pytest
 
 from tests import browser_util as bu
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
+bu.require_browser()
 
-_missing = bu.browser_missing()
-if _missing and os.environ.get("CI"):
-    # ./dev test installs Chromium; in CI a missing browser is a broken setup, not a reason to skip
-    raise RuntimeError(f"browser tests cannot run in CI: {_missing}")
-if _missing:
-    pytest.skip(f"browser test skipped: {_missing}", allow_module_level=True)
+from playwright.sync_api import expect  # noqa: E402
 
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
-
-EXCEPTION = '[data-testid="stException"]'
-WAIT_MS = 20_000
+from tests.browser_util import EXCEPTION, WAIT_MS, nav_lines, settle, shot  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +26,8 @@ def served(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(served):
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=bu.CHROMIUM, args=bu.CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with bu.chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture
@@ -53,31 +39,6 @@ def context(browser):
     ctx.outside_requests = outside  # type: ignore[attr-defined]
     yield ctx
     ctx.close()
-
-
-def settle(page: Page) -> None:
-    """Wait until the script run is over (Streamlit shows a running indicator meanwhile)."""
-    page.wait_for_load_state("networkidle")
-    running = page.locator('[data-testid="stStatusWidget"]')
-    deadline = time.monotonic() + 15
-    while running.count() and running.first.is_visible() and time.monotonic() < deadline:
-        page.wait_for_timeout(100)
-    page.wait_for_timeout(300)
-
-
-def shot(page: Page, name: str, height: int = 2000) -> None:
-    # Streamlit scrolls an inner container, so full_page alone captures one screen: grow the window instead.
-    bu.ARTIFACTS.mkdir(exist_ok=True)
-    size = page.viewport_size
-    page.set_viewport_size({"width": size["width"], "height": height})
-    page.wait_for_timeout(400)
-    page.screenshot(path=str(bu.ARTIFACTS / f"browser-{name}.png"), full_page=True)
-    page.set_viewport_size(size)
-
-
-def nav_lines(page: Page) -> list[str]:
-    return [line.strip() for line in page.locator('[data-testid="stSidebarNav"]').inner_text().splitlines()
-            if line.strip()]
 
 
 def test_overview_runs_and_click_into_a_run(served, context):
@@ -118,13 +79,13 @@ def test_overview_runs_and_click_into_a_run(served, context):
     tab = opened.value
     expect(tab.locator('[data-testid="stCode"]').first).to_have_text(run_id, timeout=WAIT_MS)
     settle(tab)
-    assert tab.url.endswith(f"/run?run={run_id}")
+    assert f"/run?run={run_id}&step=" in tab.url  # the Replay page names the step it shows
     assert tab.locator(EXCEPTION).count() == 0
     tab.close()
 
     # 2) selecting the row opens the run in place
     page.mouse.click(box["x"] + 15, row_y)
-    page.wait_for_url(f"**/run?run={run_id}", timeout=WAIT_MS)
+    page.wait_for_url(f"**/run?run={run_id}*", timeout=WAIT_MS)
     expect(page.locator('[data-testid="stCode"]').first).to_have_text(run_id, timeout=WAIT_MS)
     settle(page)
     assert page.locator(EXCEPTION).count() == 0
@@ -144,7 +105,7 @@ def test_deep_link_to_a_step_with_hostile_text(served, context):
     assert page.locator(EXCEPTION).count() == 0
     # a deep link is routed by app.py: its navigation, not a legacy multipage listing
     lines = nav_lines(page)
-    assert {"Overview", "Runs", "Run"} <= set(lines) and not {"app", "overview", "runs"} & set(lines)
+    assert {"Overview", "Runs", "Replay", "Compare"} <= set(lines) and not {"app", "overview", "runs"} & set(lines)
     # the hostile text is on the page, as text ...
     codes = " ".join(page.locator('[data-testid="stCode"]').all_inner_texts())
     assert bu.EVIL_SCRIPT in codes and bu.EVIL_IMAGE in codes

@@ -87,7 +87,7 @@ def test_pick_another_cluster_and_open_a_run(db):
     assert set(at.dataframe[1].value["run_id"]) == set(want.members(1)["run_id"])
     target = at.selectbox(key="open:new:1").value
     at.button(key="open_run").click().run()
-    assert at.title[0].value == "Run"
+    assert at.title[0].value == "Replay"
     assert at.text_input(key="run").value == target
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -150,7 +151,8 @@ def test_unknown_file_is_reported_and_others_still_load(store, tmp_path):
     summary = ingest_paths(store, [tmp_path, tmp_path / "missing.jsonl"])
     by_name = {r.path.rsplit("/", 1)[-1]: r for r in summary.results}
     assert by_name["good.jsonl"].status == "ok"
-    assert by_name["notes.json"].status == "failed" and "tried: otlp" in by_name["notes.json"].message
+    notes = by_name["notes.json"]
+    assert notes.status == "failed" and "no loader recognized" in notes.message and "otlp" in notes.message
     assert by_name["missing.jsonl"].status == "failed"
     assert "1 runs" in summary.render().splitlines()[-1] or "3 file(s)" in summary.render()
 
@@ -172,3 +174,60 @@ def test_canonical_otlp_examples_load(store, real_dir):
         assert res.status == "rejected" and res.n_runs == 0
         assert "resourceLogs" in res.message
     assert store.sql("SELECT count(*) FROM runs").fetchone()[0] == 1
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_foreign_producer_file_loads_exactly(store):
+    """tests/fixtures/otlp-node-openai-events.jsonl (see tests/fixtures/README.md): another producer's layout."""
+    res = ingest_file(store, FIXTURES / "otlp-node-openai-events.jsonl")
+    # 10 spans in the file: trace 1 has 6 spans plus a less complete copy of its first chat span; trace 2 has 2
+    assert (res.status, res.format, res.n_runs, res.n_steps, res.n_rejects) == ("ok", "otlp", 2, 8, 0)
+    runs = store.sql(
+        "SELECT native_id, agent, agent_version, environment, session_id, user_id, status, n_steps, n_llm_calls, "
+        "n_tool_calls, n_errors, input_tokens, output_tokens, round(cost_usd * 1e6, 2), cost_estimated, input, output, "
+        "error FROM runs ORDER BY started_at").fetchall()
+    # ids were upper case (and one parent 0x-prefixed) in the file; the agent is the root's service, not the
+    # Java backend's; gpt-4o-mini at 0.15 / 0.60 USD per million: (412 + 486) * 0.15 + (18 + 27) * 0.60 = 161.7
+    assert runs == [
+        ("5b8efff798038103d269b633813fc60c", "checkout-assistant", "1.8.0", "staging", "web-7f3a9c", "cust-5531", "ok",
+         6, 2, 1, 0, 898, 45, 161.7, True, "Where is my order A-1042?",
+         "Your order A-1042 has shipped with DHL and should arrive on October 15.", None),
+        ("a3f5c2b1d4e6f708192a3b4c5d6e7f80", "checkout-assistant", "1.8.0", "staging", "web-7f3a9c", "cust-5531",
+         "error", 2, 1, 0, 2, None, None, None, None, "Cancel order A-1050, please.", None, "upstream model error"),
+    ]
+    steps = store.sql("SELECT step_id, parent_step_id, seq, depth, kind, model, status, error, input_tokens, "
+                      "output_tokens FROM steps ORDER BY started_at").fetchall()
+    assert [s[:5] for s in steps] == [
+        ("eee19b7ec3c1b173", None, 0, 0, "other"),               # POST /api/assistant/chat (Node, root, last line)
+        ("a1b2c3d4e5f60718", "eee19b7ec3c1b173", 1, 1, "llm"),   # chat, first call
+        ("1f2e3d4c5b6a7988", "eee19b7ec3c1b173", 2, 1, "tool"),  # execute_tool get_order_status
+        ("0d1c2b3a49586776", "1f2e3d4c5b6a7988", 3, 2, "other"), # GET (undici)
+        ("7766554433221100", "0d1c2b3a49586776", 4, 3, "other"), # GET /orders/{orderId} (Java service)
+        ("b2c3d4e5f6071829", "eee19b7ec3c1b173", 5, 1, "llm"),   # chat, answer
+        ("c0de00000000a001", None, 0, 0, "other"),
+        ("c0de00000000a002", "c0de00000000a001", 1, 1, "llm"),
+    ]
+    # the complete copy of the duplicated chat span won: tokens and messages, intValue given as a JSON number
+    assert steps[1][5:] == ("gpt-4o-mini-2024-07-18", "unset", None, 412, 18)
+    assert steps[7][5:8] == ("gpt-4o-mini", "error", "429 Rate limit reached for gpt-4o-mini on tokens per min (TPM)")
+
+    def messages(step_id):
+        raw = store.sql("SELECT messages FROM steps WHERE step_id = $s", {"s": step_id}).fetchone()[0]
+        return json.loads(raw)
+
+    call = {"id": "call_q1Xb7", "name": "get_order_status", "arguments": {"order_id": "A-1042"}}
+    first = messages("a1b2c3d4e5f60718")
+    assert [m["role"] for m in first] == ["system", "user", "assistant"]
+    assert first[2]["tool_calls"] == [call] and first[2]["content"] is None
+    answer = messages("b2c3d4e5f6071829")
+    assert [m["role"] for m in answer] == ["system", "user", "assistant", "tool", "assistant"]
+    assert answer[2]["tool_calls"] == [call] and answer[4]["tool_calls"] == []
+    assert (answer[3]["tool_call_id"], json.loads(answer[3]["content"])["carrier"]) == ("call_q1Xb7", "DHL")
+    tool = store.sql("SELECT tool_name, tool_args FROM steps WHERE kind = 'tool'").fetchone()
+    assert (tool[0], json.loads(tool[1])) == ("get_order_status", {"order_id": "A-1042"})
+    root = json.loads(store.sql("SELECT attributes FROM steps WHERE step_id = 'eee19b7ec3c1b173'").fetchone()[0])
+    assert root["http.response.status_code"] == 200 and root["resource.telemetry.sdk.language"] == "nodejs"
+    java = json.loads(store.sql("SELECT attributes FROM steps WHERE step_id = '7766554433221100'").fetchone()[0])
+    assert java["http.route"] == "/orders/{orderId}" and "resource.service.name" not in java  # not a root

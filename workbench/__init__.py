@@ -4,14 +4,25 @@ The public surface lives here; import from `workbench` rather than its modules.
 """
 
 from workbench.demo_build import build_demo
+from workbench.imports import import_path, import_rejects, import_uploads, imports_table
 from workbench.ingest import IngestSummary, ingest_file, ingest_paths
 from workbench.models import ImportResult, Message, Reject, Run, Step, ToolCall, make_run_id
 from workbench.queries import Overview, RunFilter, RunsPage, get_run, overview, run_steps, runs_page
+from workbench.replay import (
+    Comparison,
+    Replay,
+    compare_runs,
+    load_replay,
+    loop_summary,
+    nearest_success,
+)
 from workbench.store import Store, StoreBusyError, StoreError, default_db_path, open_store
 
 __all__ = [
-    "ImportResult", "IngestSummary", "Message", "Overview", "Reject", "Run", "RunFilter", "RunsPage", "Step",
-    "Store", "StoreBusyError", "StoreError", "ToolCall", "build_demo", "default_db_path", "get_run",
-    "ingest_file", "ingest_paths", "make_run_id", "open_store", "overview", "run_steps", "runs_page",
+    "Comparison", "ImportResult", "IngestSummary", "Message", "Overview", "Reject", "Replay", "Run", "RunFilter",
+    "RunsPage", "Step", "Store", "StoreBusyError", "StoreError", "ToolCall", "build_demo", "compare_runs",
+    "default_db_path", "get_run", "import_path", "import_rejects", "import_uploads", "imports_table", "ingest_file",
+    "ingest_paths", "load_replay", "loop_summary", "make_run_id", "nearest_success", "open_store", "overview",
+    "run_steps", "runs_page",
 ]
 __version__ = "0.1.0"

@@ -39,25 +39,39 @@ def main() -> None:
 @DB_OPTION
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--format", "fmt", default=None, help="Force a loader instead of sniffing (e.g. otlp).")
+@click.option("--mapping", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Mapping file (TOML) for the generic loader; implies --format generic. "
+                   "See docs/generic-mapping.md.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--force", is_flag=True, help="Re-read files whose content was already imported.")
 @click.option("--redact", is_flag=True,
               help="Mask e-mails, phone and card numbers, API keys and bearer tokens before storing.")
 @click.option("--redact-config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="TOML file with extra redaction patterns or built-ins to disable (implies --redact).")
-def ingest(db: Path | None, paths: tuple[str, ...], fmt: str | None, quiet: bool, force: bool, redact: bool,
-           redact_config: Path | None) -> None:
+def ingest(db: Path | None, paths: tuple[str, ...], fmt: str | None, mapping: Path | None, quiet: bool,
+           force: bool, redact: bool, redact_config: Path | None) -> None:
     """Load trace files, folders (recursively) or globs into the database."""
     from workbench.ingest import ingest_paths
     from workbench.redaction import RedactionConfigError, Redactor
 
+    options = {}
+    if mapping is not None:
+        from workbench.loaders.mapping import MappingError, load_mapping
+
+        if fmt not in (None, "generic"):
+            _fail(f"--mapping is read by the generic loader, not by --format {fmt}")
+        try:
+            load_mapping(mapping)  # a bad mapping stops here, before any file is read
+        except MappingError as exc:
+            _fail(str(exc))
+        fmt, options = "generic", {"mapping": mapping}
     try:
         redactor = Redactor.from_file(redact_config) if redact_config else (Redactor.default() if redact else None)
     except RedactionConfigError as exc:
         _fail(str(exc))
     try:
         with open_store(_db(db)) as store:
-            summary = ingest_paths(store, list(paths), fmt=fmt, force=force, redactor=redactor,
+            summary = ingest_paths(store, list(paths), fmt=fmt, force=force, redactor=redactor, options=options,
                                    progress=None if quiet else ProgressBar())
     except StoreError as exc:
         _fail(str(exc))
@@ -132,11 +146,13 @@ def app_script() -> Path:
 def _serve(db: Path, host: str, port: int) -> None:
     """Run the Streamlit server in this process, which opens (and so owns) the database first."""
     from workbench.store import shared_store
+    from workbench.uploads import UploadError, UploadLimits
 
     db = db.resolve()
     try:
         shared_store(db, serving=True)
-    except StoreError as exc:
+        upload_mb = UploadLimits.from_env().max_upload_mb
+    except (StoreError, UploadError) as exc:
         _fail(str(exc))
     os.environ["WORKBENCH_DB"] = str(db)
     script = app_script()
@@ -153,6 +169,7 @@ def _serve(db: Path, host: str, port: int) -> None:
         "browser_serverAddress": host,
         "client_toolbarMode": "minimal",
         "runner_magicEnabled": False,
+        "server_maxUploadSize": upload_mb,  # the server refuses bigger uploads before the page sees them
     }
     click.echo(f"Serving {db} at http://{host}:{port}  (Ctrl+C to stop)")
     st_config._main_script_path = str(script)  # as `streamlit run` does, so config and pages resolve

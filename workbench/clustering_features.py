@@ -151,7 +151,9 @@ def load_failures(store: Store, flt: RunFilter | None = None) -> pd.DataFrame:
         frame["notes"] = frame["run_id"].map(notes)
         frame["codes"] = [c if isinstance(c, list) else [] for c in frame["run_id"].map(codes)]
         noted = frame["notes"].notna()
-        frame.loc[noted, "errors"] = frame.loc[noted, "errors"] + " \n " + frame.loc[noted, "notes"].map(mask_numbers)
+        if noted.any():
+            frame.loc[noted, "errors"] = [f"{e} \n {mask_numbers(n)}" for e, n in
+                                          zip(frame.loc[noted, "errors"], frame.loc[noted, "notes"], strict=True)]
     # Runs of one agent repeat the same course again and again: describe each distinct course once.
     keys = list(zip(map(tuple, frame["marks"]), frame["status"], frame["same_calls"] >= SAME_CALLS,
                     frame["cost_high"], frame["steps_high"], frame["no_output"], frame["admits_failure"],

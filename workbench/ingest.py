@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from workbench.loaders import StageContext, UnknownFormatError, detect
+from workbench.loaders import StageContext, UnknownFormatError, detect, not_a_trace
 from workbench.models import ImportResult, Reject
 from workbench.redaction import Redactor
 from workbench.store import Store
@@ -96,8 +96,11 @@ def file_sha256(path: Path) -> str:
 
 def ingest_paths(store: Store, paths: Iterable[str | Path], *, fmt: str | None = None,
                  progress: Progress | None = None, force: bool = False,
-                 redactor: Redactor | None = None) -> IngestSummary:
-    """Ingest every file under `paths`. Never raises for a bad file: each outcome is in the summary."""
+                 redactor: Redactor | None = None, options: dict | None = None) -> IngestSummary:
+    """Ingest every file under `paths`. Never raises for a bad file: each outcome is in the summary.
+
+    `options` reach the loader as `StageContext.options` (e.g. ``{"mapping": path}`` for `generic`).
+    """
     files, missing = expand_paths(paths)
     summary = IngestSummary()
     for text in missing:
@@ -106,14 +109,15 @@ def ingest_paths(store: Store, paths: Iterable[str | Path], *, fmt: str | None =
     for i, path in enumerate(files):
         if progress:
             progress(i, len(files), str(path))
-        summary.results.append(ingest_file(store, path, fmt=fmt, force=force, redactor=redactor))
+        summary.results.append(ingest_file(store, path, fmt=fmt, force=force, redactor=redactor,
+                                           options=options))
     if progress and files:
         progress(len(files), len(files), "done")
     return summary
 
 
 def ingest_file(store: Store, path: Path, *, fmt: str | None = None, force: bool = False,
-                redactor: Redactor | None = None) -> ImportResult:
+                redactor: Redactor | None = None, options: dict | None = None) -> ImportResult:
     """Load one file in one transaction. Returns the import's result; stored data is untouched on failure.
 
     With a `redactor`, secrets and personal data are masked in the staged rows, before anything is stored.
@@ -122,6 +126,10 @@ def ingest_file(store: Store, path: Path, *, fmt: str | None = None, force: bool
     path = Path(path)
     now = datetime.now(UTC).replace(tzinfo=None)
     try:
+        skip = None if fmt else not_a_trace(path)
+        if skip:
+            return ImportResult(import_id="-", path=str(path), format=None, status="skipped", message=skip,
+                                seconds=time.perf_counter() - started)
         loader = detect(path, fmt)
     except (UnknownFormatError, OSError) as exc:
         return ImportResult(import_id="-", path=str(path), format=None, status="failed", message=str(exc))
@@ -137,7 +145,7 @@ def ingest_file(store: Store, path: Path, *, fmt: str | None = None, force: bool
             return ImportResult(import_id=prior[0], path=str(path), format=loader.name, status="skipped",
                                 seconds=time.perf_counter() - started,
                                 message=f"already imported as {prior[0]} (same content)")
-    ctx = StageContext(import_id=import_id, path=path)
+    ctx = StageContext(import_id=import_id, path=path, options=dict(options or {}))
     try:
         with store.transaction() as cur:
             create_staging(cur)

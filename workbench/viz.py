@@ -1,4 +1,4 @@
-"""Plotly figure builders for the overview: DataFrames from `workbench.queries` in, `go.Figure` out.
+"""Plotly figure builders: DataFrames from `workbench.queries` and `workbench.replay` in, `go.Figure` out.
 
 No streamlit here, so a notebook draws the same charts as the app. Category labels (agent names, versions)
 come from trace files, and plotly reads a small HTML subset in text (`<a href>`, `<br>`, `<b>` ...), so every
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -39,9 +40,9 @@ def _week_axis(fig: go.Figure, weeks: pd.Series) -> None:
         fig.update_xaxes(tickmode="array", tickvals=unique, tickformat="%b %d<br>%Y")
 
 
-def _empty(title: str) -> go.Figure:
+def _empty(title: str, note: str = "no runs") -> go.Figure:
     fig = go.Figure(layout=_layout(title))
-    fig.add_annotation(text="no runs", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+    fig.add_annotation(text=note, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return fig
@@ -133,6 +134,82 @@ def duration_percentiles(by_version: pd.DataFrame) -> go.Figure:
         fig.add_bar(x=labels, y=by_version[column] / 1000, name=name, marker_color=color,
                     hovertemplate="%{x}<br>" + name + " %{y:.1f} s<extra></extra>")
     fig.update_yaxes(title_text="seconds")
+    return fig
+
+
+# -- replay -------------------------------------------------------------------------------------------------
+KIND_COLORS = {"llm": "#1565c0", "tool": "#ef6c00", "retrieval": "#8e24aa", "agent": "#546e7a",
+               "chain": "#78909c", "guardrail": "#00897b", "human": "#c2185b", "message": "#9e9e9e",
+               "event": "#bdbdbd", "other": "#6d4c41"}
+_ERROR_COLOR = "#c62828"
+
+
+def waterfall(steps: pd.DataFrame, selected: int | None = None, title: str = "Waterfall") -> go.Figure:
+    """One horizontal bar per step from its start to its end, coloured by kind; errors outlined in red.
+
+    Each bar's `customdata` is the step's row in `steps`, so a click on a bar can open that step.
+
+    Args:
+        steps: `Replay.steps` (seq, kind, title, offset_ms, duration_ms, is_error, flags).
+        selected: position (row) of the step to mark, or None.
+    """
+    if steps.empty or steps["offset_ms"].isna().all():
+        return _empty(title, "no step timings in this run")
+    # one trace per kind keeps the figure small at thousands of steps (a trace per step would not be)
+    height = int(min(900, max(260, 8 * len(steps) + 120)))
+    fig = go.Figure(layout=_layout(title, height=height, barmode="overlay", hovermode="closest",
+                                   bargap=0.15, showlegend=True))
+    duration = steps["duration_ms"].fillna(0).clip(lower=0)
+    # a zero-length step (an event) still gets a sliver the eye can find
+    shown = duration.where(duration > 0, max(float(duration.max()) / 400, 1.0))
+    hover = [f"#{s} {_label(t)}<br>{_label(k)} · {d:,.0f} ms" + (" · error" if e else "")
+             + (f" · {_label(f)}" if f else "")
+             for s, t, k, d, e, f in zip(steps["seq"], steps["title"], steps["kind"], duration, steps["is_error"],
+                                         steps["flags"], strict=True)]
+    hover = np.array(hover, dtype=object)
+    kinds = steps["kind"].to_numpy()
+    rows = np.arange(len(steps))
+    x, base, seq = shown.to_numpy(), steps["offset_ms"].to_numpy(), steps["seq"].to_numpy()
+    # Colours stay scalar per trace: plotly validates a per-point colour list one value at a time, which
+    # cost half a second at 2,000 steps. Errors get their own outlined trace on top instead.
+    for kind in [k for k in KIND_COLORS if k in set(kinds)] + sorted(set(kinds) - set(KIND_COLORS)):
+        part = kinds == kind
+        fig.add_bar(x=x[part], base=base[part], y=seq[part], orientation="h", name=_label(kind),
+                    marker_color=KIND_COLORS.get(kind, _OTHER_COLOR), hovertext=hover[part], hoverinfo="text",
+                    customdata=rows[part])
+    errors = steps["is_error"].to_numpy(dtype=bool)
+    if errors.any():
+        fig.add_bar(x=x[errors], base=base[errors], y=seq[errors], orientation="h", name="error",
+                    marker={"color": "rgba(0,0,0,0)", "line": {"color": _ERROR_COLOR, "width": 2}},
+                    hovertext=hover[errors], hoverinfo="text", customdata=rows[errors])
+    if selected is not None and 0 <= selected < len(steps):
+        fig.add_hline(y=int(steps["seq"].iloc[selected]), line_color="#212121", line_dash="dot", line_width=1)
+    fig.update_yaxes(autorange="reversed", title_text="step #")
+    fig.update_xaxes(title_text="ms after the first step")
+    return fig
+
+
+def step_costs(steps: pd.DataFrame, title: str = "Context size and cost per step") -> go.Figure:
+    """Input tokens of each LLM call (the context it saw) as a line, cost per step as bars on a second axis.
+
+    Args:
+        steps: `Replay.steps` (seq, kind, input_tokens, cost_usd).
+    """
+    llm = steps[steps["input_tokens"].notna()] if not steps.empty else steps
+    costed = steps[steps["cost_usd"].notna()] if not steps.empty else steps
+    if llm.empty and costed.empty:
+        return _empty(title, "no per-step tokens or costs in this run")
+    fig = go.Figure(layout=_layout(title, hovermode="x unified"))
+    fig.add_scatter(x=llm["seq"], y=llm["input_tokens"], name="context (input tokens)", mode="lines+markers",
+                    line={"color": KIND_COLORS["llm"]}, marker={"size": 4})
+    fig.add_bar(x=costed["seq"], y=costed["cost_usd"], name="cost (USD)", yaxis="y2", marker_color="#f9a825",
+                opacity=0.7)
+    fig.update_layout(
+        yaxis={"title": {"text": "input tokens"}, "rangemode": "tozero"},
+        yaxis2={"title": {"text": "USD"}, "overlaying": "y", "side": "right", "showgrid": False,
+                "rangemode": "tozero", "tickformat": "$.4f"},
+        xaxis={"title": {"text": "step #"}},
+    )
     return fig
 
 

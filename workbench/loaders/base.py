@@ -112,7 +112,7 @@ def stage_traces(cur: duckdb.DuckDBPyConnection, traces: Iterable[Trace]) -> Non
             "user_id": run.user_id,
             # "unknown" from the model's default means "not said": let the merge derive it from the root step
             "status": None if run.status == "unknown" else run.status,
-            "outcome": run.outcome, "outcome_score": run.outcome_score, "input": run.input,
+            "outcome": None if run.outcome == "unknown" else run.outcome, "outcome_score": run.outcome_score, "input": run.input,
             "output": run.output, "tags": list(run.tags), "attributes": _json(run.attributes),
         })
         for s in trace.steps:

@@ -1,8 +1,10 @@
-"""OTLP/JSON traces with GenAI (current and deprecated) attributes: `runs.format = 'otlp'`.
+"""OTLP/JSON traces with GenAI (current and deprecated) and OpenInference attributes: `runs.format = 'otlp'`.
 
 Reads the Collector file exporter's JSON Lines (one `ExportTraceServiceRequest` per line) and single JSON
 documents. The mapping runs in DuckDB (`otlp_sql.py`); this module drives it and reports what it could not
 read. Log/event exports (`resourceLogs`) carry no spans: their records are reported as rejects with the reason.
+`prepare_spans` / `insert_spans` / `finish_spans` / `derive_span_run_facts` are shared with the
+`openinference` loader, which turns span dumps into OTLP spans first.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import duckdb
 from workbench.loaders import StageContext
 from workbench.loaders.base import estimate_costs
 from workbench.loaders.otlp_sql import MACROS, RESOURCE_SPANS_TYPE, RUN_FACTS, TEXT_MACROS, spans_query
+from workbench.loaders.parse import read_json_lines
 from workbench.models import Reject
 
 _EXCERPT = 500
@@ -34,35 +37,20 @@ class OtlpLoader:
 
     # -- staging ---------------------------------------------------------------------------------------
     def stage(self, cur: duckdb.DuckDBPyConnection, path: Path, ctx: StageContext) -> list[Reject]:
-        cur.execute(MACROS)
-        cur.execute(TEXT_MACROS)
         json_format = "newline_delimited" if _is_json_lines(path) else "auto"
-        # the spans go straight into the staging table (one copy of the payloads, not two); the extra
-        # columns carry per-span facts the merge does not need and are dropped with the staging table
-        for column, kind in _EXTRA_COLUMNS.items():  # identifiers from the module constant only
-            cur.execute(f"ALTER TABLE _stage_steps ADD COLUMN {column} {kind}")
-        cur.execute(
-            f"INSERT INTO _stage_steps BY NAME ({spans_query(_source(json_format))})",
-            {"path": str(path), "max_bytes": ctx.max_record_bytes},
-        )
+        # read_json_objects + a cast parses faster than read_json with a nested `columns` type, and a bad
+        # line becomes a NULL row we can count instead of an error that aborts the file.
+        docs = (f"read_json_objects($path, format='{json_format}', ignore_errors=true, "
+                "maximum_object_size=$max_bytes)")
+        prepare_spans(cur)
+        insert_spans(cur, docs, {"path": str(path), "max_bytes": ctx.max_record_bytes}, self.name)
         rejects = self._rejects(cur, path, json_format, ctx)
-        cur.execute("DELETE FROM _stage_steps WHERE _trace_id IS NULL")
-        estimate_costs(cur)
-        cur.execute(
-            "INSERT INTO _stage_runs (run_id, format, native_id) "
-            "SELECT DISTINCT run_id, 'otlp', _trace_id FROM _stage_steps"
-        )
-        # resource facts for runs whose root span is not in this file (it may come later, or never)
-        cur.execute(
-            "CREATE OR REPLACE TEMP TABLE _otlp_resources AS SELECT run_id, any_value(_res_service) AS service, "
-            "any_value(_res_version) AS version, any_value(_res_env) AS env FROM _stage_steps GROUP BY run_id"
-        )
+        finish_spans(cur, self.name)
         return rejects
 
     def derive_run_facts(self, cur: duckdb.DuckDBPyConnection) -> None:
         """After steps are merged: agent, version, outcome, input/output from each run's root span."""
-        cur.execute(RUN_FACTS)
-        cur.execute("DROP TABLE IF EXISTS _otlp_resources")
+        derive_span_run_facts(cur, self.name)
 
     # -- rejects ---------------------------------------------------------------------------------------
     def _rejects(self, cur, path: Path, json_format: str, ctx: StageContext) -> list[Reject]:
@@ -86,17 +74,49 @@ class OtlpLoader:
         return rejects
 
 
-def _source(json_format: str) -> str:
-    # read_json_objects + a cast parses faster than read_json with a nested `columns` type, and a bad line
-    # becomes a NULL row we can count instead of an error that aborts the file.
-    return f"""(
+def prepare_spans(cur: duckdb.DuckDBPyConnection) -> None:
+    """Macros and helper columns `insert_spans` needs; once per staging."""
+    cur.execute(MACROS)
+    cur.execute(TEXT_MACROS)
+    # the spans go straight into the staging table (one copy of the payloads, not two); the extra
+    # columns carry per-span facts the merge does not need and are dropped with the staging table
+    for column, kind in _EXTRA_COLUMNS.items():  # identifiers from the module constant only
+        cur.execute(f"ALTER TABLE _stage_steps ADD COLUMN {column} {kind}")
+
+
+def insert_spans(cur: duckdb.DuckDBPyConnection, docs: str, params: dict, fmt: str) -> None:
+    """Map OTLP documents into `_stage_steps`, their runs keyed by the loader name `fmt`.
+
+    `docs` is a table expression with one column `json` holding one `ExportTraceServiceRequest` per row.
+    Rows that are not one (bad JSON, wrong shape, logs) stay in the table with a NULL `_trace_id` until
+    `finish_spans`, so the caller can count and locate them first.
+    """
+    source = f"""(
         SELECT doc.resourceSpans AS resourceSpans,
                doc IS NULL OR (doc.resourceSpans IS NULL AND doc.resourceLogs IS NULL) AS bad,
                doc.resourceLogs IS NOT NULL AS has_logs
         FROM (SELECT TRY_CAST(json AS STRUCT(resourceSpans {RESOURCE_SPANS_TYPE}, resourceLogs JSON)) AS doc
-              FROM read_json_objects($path, format='{json_format}', ignore_errors=true,
-                                     maximum_object_size=$max_bytes))
+              FROM {docs})
     )"""
+    cur.execute(f"INSERT INTO _stage_steps BY NAME ({spans_query(source)})", {**params, "fmt": fmt})
+
+
+def finish_spans(cur: duckdb.DuckDBPyConnection, fmt: str) -> None:
+    """Drop the unreadable rows, estimate costs, stage the runs and keep their resource facts for later."""
+    cur.execute("DELETE FROM _stage_steps WHERE _trace_id IS NULL")
+    estimate_costs(cur)
+    cur.execute("INSERT INTO _stage_runs (run_id, format, native_id) "
+                "SELECT DISTINCT run_id, $fmt, _trace_id FROM _stage_steps", {"fmt": fmt})
+    # resource facts for runs whose root span is not in this file (it may come later, or never)
+    cur.execute(
+        "CREATE OR REPLACE TEMP TABLE _otlp_resources AS SELECT run_id, any_value(_res_service) AS service, "
+        "any_value(_res_version) AS version, any_value(_res_env) AS env FROM _stage_steps GROUP BY run_id"
+    )
+
+
+def derive_span_run_facts(cur: duckdb.DuckDBPyConnection, fmt: str) -> None:
+    cur.execute(RUN_FACTS, {"fmt": fmt})
+    cur.execute("DROP TABLE IF EXISTS _otlp_resources")
 
 
 def _is_json_lines(path: Path) -> bool:
@@ -138,26 +158,15 @@ def _shape_error(obj: object) -> str | None:
 def _locate_bad_lines(path: Path, expected: int, ctx: StageContext) -> list[Reject]:
     """Find which lines DuckDB could not read. Only runs when there are bad lines, so speed matters less."""
     found: list[Reject] = []
-    with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            excerpt = raw.rstrip(b"\r\n")[:_EXCERPT].decode("utf-8", errors="replace")
-            if len(raw) > ctx.max_record_bytes:
-                found.append(Reject(location=f"line {number}",
-                                    reason=f"record of {len(raw):,} bytes exceeds the {ctx.max_record_bytes:,} byte limit",
-                                    excerpt=excerpt))
-                continue
-            try:
-                obj = json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as exc:
-                found.append(Reject(location=f"line {number}", reason=f"invalid JSON: {exc}", excerpt=excerpt))
-                continue
+    for location, excerpt, obj, problem in read_json_lines(path, ctx.max_record_bytes, _EXCERPT):
+        if problem is None:
             problem = _shape_error(obj)
-            if problem and not problem.startswith("spans do not match"):
-                found.append(Reject(location=f"line {number}", reason=problem, excerpt=excerpt))
-            if len(found) >= expected:
-                break
+            if problem and problem.startswith("spans do not match"):
+                problem = None  # counted below: DuckDB's cast is stricter than this check
+        if problem:
+            found.append(Reject(location=location, reason=problem, excerpt=excerpt))
+        if len(found) >= expected:
+            break
     if len(found) < expected:
         found.append(Reject(location="file", reason=f"{expected - len(found)} record(s) did not match the OTLP "
                                                     "span shape (e.g. a field of the wrong type)"))

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from workbench.models import Message, ToolCall
@@ -137,3 +139,23 @@ def as_int(value: Any) -> int | None:
         return int(float(value))
     except (TypeError, ValueError):
         return None
+
+
+def read_json_lines(path: Path, max_bytes: int, excerpt_chars: int = 500) -> Iterator[tuple[str, str, Any, str | None]]:
+    """(location, excerpt, value, problem) for each non-blank line of a JSON Lines file.
+
+    `problem` says why a line could not be read (too large, not JSON); `value` is None then.
+    """
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            location = f"line {number}"
+            excerpt = raw.rstrip(b"\r\n")[:excerpt_chars].decode("utf-8", errors="replace")
+            if len(raw) > max_bytes:
+                yield location, excerpt, None, f"record of {len(raw):,} bytes exceeds the {max_bytes:,} byte limit"
+                continue
+            try:
+                yield location, excerpt, json.loads(raw), None
+            except (ValueError, UnicodeDecodeError) as exc:
+                yield location, excerpt, None, f"invalid JSON: {exc}"

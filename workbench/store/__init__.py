@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -33,6 +33,23 @@ class StoreBusyError(StoreError):
 def default_db_path() -> Path:
     """The database used when no `--db` is given: `$WORKBENCH_DB`, else `data/workbench.duckdb`."""
     return Path(os.environ.get("WORKBENCH_DB") or DEFAULT_DB)
+
+
+def import_roots(db: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Folders the app may import from by server-side path, resolved.
+
+    `$WORKBENCH_IMPORT_ROOTS` (folders separated by `os.pathsep`) when set, else the database's folder and
+    `./data`. A serving connection may read these (and the database's folder, where uploads land), nothing else.
+    """
+    configured = os.environ.get("WORKBENCH_IMPORT_ROOTS", "")
+    raw = [Path(p) for p in configured.split(os.pathsep) if p.strip()] if configured.strip() else [
+        Path(db or default_db_path()).parent, DEFAULT_DB.parent]
+    roots: list[Path] = []
+    for p in raw:
+        r = p.expanduser().resolve()
+        if r not in roots:
+            roots.append(r)
+    return roots
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -58,6 +75,8 @@ class Store:
             and configuration that queries cannot change.
         memory_limit: DuckDB's memory ceiling; bulk loads spill to disk past it instead of growing.
         read_only: open without write access (several read-only processes may share a file).
+        read_roots: when serving, further folders the connection may read (the import roots); the
+            database's own folder is always readable.
 
     Example:
         >>> store = Store("data/workbench.duckdb")          # doctest: +SKIP
@@ -72,6 +91,7 @@ class Store:
         memory_limit: str = DEFAULT_MEMORY_LIMIT,
         read_only: bool = False,
         threads: int | None = None,
+        read_roots: Sequence[str | os.PathLike[str]] = (),
     ) -> None:
         self.path = Path(path)
         self.read_only = read_only
@@ -109,7 +129,7 @@ class Store:
             self._migrate()
         self._data_version = self._read_data_version()
         if serving:
-            self._lock_down()
+            self._lock_down(read_roots)
 
     # -- schema ---------------------------------------------------------------------------------------
     def schema_version(self) -> int:
@@ -148,9 +168,10 @@ class Store:
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', $1)", [str(SCHEMA_VERSION)]
             )
 
-    def _lock_down(self) -> None:
-        folder = str(self.path.resolve().parent)
-        self.con.execute("SET allowed_directories = $1", [[folder]])
+    def _lock_down(self, read_roots: Sequence[str | os.PathLike[str]]) -> None:
+        folders = [str(self.path.resolve().parent)]
+        folders += [str(Path(r).resolve()) for r in read_roots if str(Path(r).resolve()) not in folders]
+        self.con.execute("SET allowed_directories = $1", [folders])
         self.con.execute("SET enable_external_access = false")
         self.con.execute("SET lock_configuration = true")
 
@@ -220,13 +241,15 @@ def shared_store(path: str | os.PathLike[str] | None = None, *, serving: bool = 
     """The one open `Store` of this process for `path` (opened on first use).
 
     `workbench serve` opens it before the web server starts, so the server process owns the database file
-    from the first second and every page reuses that connection through a cursor per script run.
+    from the first second and every page reuses that connection through a cursor per script run. A serving
+    store may read the import roots (`import_roots`) so the Import page can load files from them.
     """
     key = (Path(path or default_db_path()).resolve(), serving)
     with _SHARED_LOCK:
         store = _SHARED.get(key)
         if store is None:
-            store = _SHARED[key] = Store(key[0], serving=serving)
+            roots = import_roots(key[0]) if serving else ()
+            store = _SHARED[key] = Store(key[0], serving=serving, read_roots=roots)
         return store
 
 

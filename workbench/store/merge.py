@@ -18,6 +18,7 @@ Labels, scores and assessments hold run ids, not positions, so they survive ever
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import duckdb
@@ -153,7 +154,24 @@ def _rebuild_runs(cur: duckdb.DuckDBPyConnection, import_id: str) -> None:
     )
     cur.execute("DELETE FROM runs WHERE run_id IN (SELECT run_id FROM _affected)")
     cur.execute(
-        """
+        _REBUILD_RUNS,
+        {"import_id": import_id},
+    )
+    cur.execute("DROP TABLE IF EXISTS _old_runs")
+
+
+# Facts stored while a run had no root span were read from whatever arrived first (a resource's service name,
+# a child's session): provisional, so a file's facts win over them. Otherwise stored facts win.
+_PROVISIONAL = "coalesce((o.attributes->>'workbench.root_missing')::BOOLEAN, false)"
+
+
+def _pick(col: str, old: str | None = None) -> str:
+    old = old or f"o.{col}"
+    return f"CASE WHEN {_PROVISIONAL} THEN coalesce(f.{col}, {old}) ELSE coalesce({old}, f.{col}) END"
+
+
+_REBUILD_RUNS = re.sub(
+    r"""\{_pick\('(\w+)'(?:, (['"])(.*?)\2)?\)\}""", lambda m: _pick(m[1], m[3]), """
         INSERT INTO runs (run_id, format, native_id, import_id, agent, agent_version, environment, task_id,
             session_id, user_id, started_at, ended_at, duration_ms, status, outcome, outcome_score, input,
             output, error, n_steps, n_llm_calls, n_tool_calls, n_errors, input_tokens, output_tokens,
@@ -193,22 +211,25 @@ def _rebuild_runs(cur: duckdb.DuckDBPyConnection, import_id: str) -> None:
             FROM _stage_runs GROUP BY run_id
         )
         SELECT a.run_id,
-            coalesce(f.format, o.format), coalesce(f.native_id, o.native_id), coalesce(o.import_id, $import_id),
-            coalesce(f.agent, o.agent), coalesce(f.agent_version, o.agent_version),
-            coalesce(f.environment, o.environment), coalesce(f.task_id, o.task_id),
-            coalesce(f.session_id, o.session_id), coalesce(f.user_id, o.user_id),
+            -- stored facts win and a file's facts fill gaps, so a later (or damaged) copy never rewrites a run;
+            -- facts stored while the run had no root were provisional, and the file's win over them
+            {_pick('format')}, {_pick('native_id')}, coalesce(o.import_id, $import_id),
+            {_pick('agent')}, {_pick('agent_version')},
+            {_pick('environment')}, {_pick('task_id')},
+            {_pick('session_id')}, {_pick('user_id')},
             agg.started_at, agg.ended_at,
             coalesce(agg.root_duration, epoch_ms(agg.ended_at) - epoch_ms(agg.started_at)),
-            coalesce(f.status, CASE WHEN agg.root_status = 'error' THEN 'error'
-                                    WHEN agg.root_status IS NOT NULL THEN 'ok' END, o.status, 'unknown'),
-            coalesce(f.outcome, o.outcome, 'unknown'), coalesce(f.outcome_score, o.outcome_score),
-            coalesce(f.input, o.input), coalesce(f.output, o.output), agg.error,
+            coalesce({_pick('status', "nullif(o.status, 'unknown')")}, CASE WHEN agg.root_status = 'error' THEN 'error'
+                                    WHEN agg.root_status IS NOT NULL THEN 'ok' END, 'unknown'),
+            coalesce({_pick('outcome', "nullif(o.outcome, 'unknown')")}, 'unknown'), {_pick('outcome_score')},
+            {_pick('input')}, {_pick('output')}, agg.error,
             coalesce(agg.n_steps, 0), coalesce(agg.n_llm_calls, 0), coalesce(agg.n_tool_calls, 0),
             coalesce(agg.n_errors, 0), agg.input_tokens, agg.output_tokens, agg.cache_tokens,
             agg.reasoning_tokens, agg.cost_usd, agg.cost_estimated,
-            coalesce(f.tags, o.tags, []::VARCHAR[]),
+            coalesce({_pick('tags', 'nullif(o.tags, []::VARCHAR[])')}, []::VARCHAR[]),
             -- the tree notes are recomputed on every merge: a root that arrives later clears them
-            nullif(json_merge_patch(coalesce(f.attributes, o.attributes, '{}'),
+            nullif(json_merge_patch(CASE WHEN {_PROVISIONAL} THEN coalesce(f.attributes, o.attributes, '{{}}')
+                                  ELSE json_merge_patch(coalesce(f.attributes, '{{}}'), coalesce(o.attributes, '{{}}')) END,
                 CASE WHEN tn.run_id IS NULL
                      THEN '{"workbench.orphan_steps": null, "workbench.root_missing": null}'::JSON
                      ELSE json_object('workbench.orphan_steps', tn.orphans, 'workbench.root_missing',
@@ -218,8 +239,6 @@ def _rebuild_runs(cur: duckdb.DuckDBPyConnection, import_id: str) -> None:
         LEFT JOIN agg USING (run_id)
         LEFT JOIN facts f USING (run_id)
         LEFT JOIN _old_runs o USING (run_id)
-        WHERE coalesce(f.format, o.format) IS NOT NULL
-        """,
-        {"import_id": import_id},
-    )
-    cur.execute("DROP TABLE IF EXISTS _old_runs")
+        WHERE {_pick('format')} IS NOT NULL
+"""
+).replace("{_PROVISIONAL}", _PROVISIONAL).replace("{{}}", "{}")

@@ -18,7 +18,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from workbench import queries
+from workbench import imports, queries
+from workbench.ingest import Progress
 from workbench.models import OUTCOMES, STATUSES
 from workbench.queries import Overview, RunFilter, RunsPage
 from workbench.store import Store, StoreError, default_db_path, shared_store
@@ -28,7 +29,7 @@ TEXT_LIMIT = 20_000
 
 EMPTY_HINT = (
     "Load some runs first: `workbench demo` builds a sample fleet, "
-    "`workbench ingest PATH` loads your own trace exports."
+    "`workbench ingest PATH` or the Import page loads your own trace exports."
 )
 
 
@@ -151,6 +152,51 @@ def _get_step(db: str, run_id: str, step_id: str, version: int) -> dict[str, Any
 def get_step(run_id: str, step_id: str) -> dict[str, Any] | None:
     """Cached `queries.get_step`: one step with messages, tool args and result."""
     return _get_step(db_path(), run_id, step_id, data_version())
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _imports_table(db: str, version: int) -> pd.DataFrame:
+    return imports.imports_table(_store(db))
+
+
+def imports_table() -> pd.DataFrame:
+    """Cached `imports.imports_table`: past imports, newest first."""
+    return _imports_table(db_path(), data_version())
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _import_rejects(db: str, import_id: str, version: int) -> pd.DataFrame:
+    return imports.import_rejects(_store(db), import_id)
+
+
+def import_rejects(import_id: str) -> pd.DataFrame:
+    """Cached `imports.import_rejects`: location, reason and excerpt of what one import could not read."""
+    return _import_rejects(db_path(), import_id, data_version())
+
+
+def writable_store() -> Store:
+    """The store for an import: opened (and created when missing) on demand, or the page stops with why."""
+    try:
+        return get_store()
+    except StoreError as exc:
+        st.error("The workbench database could not be opened.")
+        st.code(str(exc), language=None, wrap_lines=True)
+        st.stop()
+
+
+def progress_bar() -> Progress:
+    """A progress bar with counts for `ingest_paths`; the current file's name is shown as text, not Markdown."""
+    bar = st.progress(0.0, text="Starting")
+    current = st.empty()
+
+    def report(done: int, total: int, label: str) -> None:
+        bar.progress(done / total if total else 1.0, text=f"{done:,} of {total:,} files")
+        if done < total:
+            current.text(label)
+        else:
+            current.empty()
+
+    return report
 
 
 # -- query parameters -------------------------------------------------------------------------------------
