@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from workbench import ui, viz
+from workbench import analytics, ui, viz, viz_ops
+from workbench.queries import RunFilter
+from workbench.ui import ops
 
 ui.require_data()
 st.title("Overview")
@@ -49,3 +51,56 @@ st.dataframe(
 left, right = st.columns(2)
 left.plotly_chart(viz.by_version_bars(ov.by_version))
 right.plotly_chart(viz.duration_percentiles(ov.by_version))
+
+# -- service levels: this week against last, per agent and version, with trends ----------------------------
+st.header("Service levels")
+sl = ops.service_levels(flt)
+if sl.anchor is not None:
+    st.caption(f"This week: the 7 days up to the latest selected run ({sl.anchor:%Y-%m-%d %H:%M} UTC); "
+               "last week: the 7 days before. Arrows compare the two.")
+    fleet = sl.compare().set_index("metric")
+    shown = [("success_rate", "Success rate · this week", ui.fmt_pct, "normal"),
+             ("human_share", "Needed a human · this week", ui.fmt_pct, "inverse"),
+             ("cost_per_success", "Cost per success · this week", ui.fmt_cost, "inverse"),
+             ("p95_ms", "p95 duration · this week", ui.fmt_duration, "inverse"),
+             ("error_rate", "Error rate · this week", ui.fmt_pct, "inverse"),
+             ("retry_rate", "Retry rate · this week", ui.fmt_pct, "inverse")]
+    cols = st.columns(len(shown))
+    for col, (metric, label, fmt, color) in zip(cols, shown, strict=True):
+        change = fleet.loc[metric, "change"]
+        delta = None if change is None or change != change else (
+            f"{change * 100:+.1f} pts" if fmt is ui.fmt_pct else f"{'+' if change >= 0 else '-'}{fmt(abs(change))}")
+        col.metric(label, fmt(fleet.loc[metric, "this_week"]), delta, delta_color=color,
+                   help=f"last week: {fmt(fleet.loc[metric, 'last_week'])}")
+    pct = st.column_config.NumberColumn(format="percent")
+    pts = st.column_config.NumberColumn(format="%+.3f")
+    st.dataframe(sl.table(), hide_index=True, placeholder="–",
+                 column_config={"success_rate": pct, "human_share": pct, "error_rate": pct, "retry_rate": pct,
+                                "cost_per_success": st.column_config.NumberColumn(format="$%.4f"),
+                                "runs": st.column_config.NumberColumn(format="%d"),
+                                **{f"{m}_change": pts for m in ("success_rate", "human_share", "error_rate",
+                                                                 "retry_rate")}})
+    trend_metric = st.selectbox("Trend of", analytics.SERVICE_METRICS[1:], key="trend",
+                                format_func=lambda m: m.replace("_", " "))
+    st.plotly_chart(viz_ops.service_trend(ops.service_trend(flt), trend_metric))
+
+with st.expander("Drift: compare two versions or the last two weeks"):
+    mode = st.radio("Compare", ["two versions", "the last two weeks"], horizontal=True, key="drift_mode")
+    if mode == "two versions":
+        versions = ui.filter_options()["agent_versions"]
+        if not versions:
+            st.info("No agent versions recorded.")
+            st.stop()
+        agent = st.selectbox("Agent", list(versions), key="drift_agent")
+        c1, c2 = st.columns(2)
+        va = c1.selectbox("Baseline version (A)", versions[agent], key="drift_a")
+        vb = c2.selectbox("Candidate version (B)", versions[agent], index=len(versions[agent]) - 1, key="drift_b")
+        a, b = RunFilter(agent=agent, agent_version=va), RunFilter(agent=agent, agent_version=vb)
+    else:
+        a, b = ops.last_two_weeks(flt)
+    table = ops.drift_table(a, b)
+    st.text(f"{int(table['significant'].sum())} significant change(s) after a Holm correction (alpha 0.05)")
+    st.dataframe(table, hide_index=True, placeholder="–",
+                 column_config={"p_value": st.column_config.NumberColumn(format="%.2e"),
+                                "p_adjusted": st.column_config.NumberColumn(format="%.2e"),
+                                "significant": st.column_config.CheckboxColumn("Significant")})

@@ -22,6 +22,8 @@ def test_wheel_contains_app_pages_and_schema(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("workbench/_app/app.py", "workbench/_app/app_pages/overview.py", "workbench/_app/app_pages/runs.py",
                    "workbench/_app/app_pages/run.py", "workbench/store/schema.sql",
-                   "workbench/store/migrations/001_initial.sql", "workbench/_app/.streamlit/config.toml"):
+                   "workbench/store/migrations/001_initial.sql", "workbench/_app/.streamlit/config.toml",
+                   "workbench/_app/app_pages/rubrics.py", "workbench/_app/app_pages/costs.py",
+                   "workbench/_app/rubrics/demo.toml", "workbench/store/migrations/005_rubrics_scores.sql"):
         assert needed in names, needed
     assert not any(n.startswith("tests/") for n in names)

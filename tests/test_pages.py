@@ -109,7 +109,7 @@ def test_overview(open_page, sample_db):
     assert got["Cost per success"] == wb_ui.fmt_cost(ov.cost_per_success)
     assert got["p50 duration"] == wb_ui.fmt_duration(ov.p50_ms)
     assert got["p95 duration"] == wb_ui.fmt_duration(ov.p95_ms)
-    assert len(at.get("plotly_chart")) == 4
+    assert len(at.get("plotly_chart")) == 5  # four overview charts and the service-level trend
     by_version = at.dataframe[0].value
     assert len(by_version) == 3 and set(by_version["agent"]) == {"coder", "support-bot"}
 

@@ -1,8 +1,7 @@
 """Acceptance of issue 4 on real trajectories: replay a tau-bench failure, step with the keyboard, open a deep
 link to a step, and compare it with a successful trial of the same task (library, AppTest, real browser).
 
-Skipped until the `tau-bench` loader is registered (another branch adds it); the loader's contract as agreed:
-task_id set, outcome success/failure, one step per message (assistant turns as llm steps with their tool
+Uses the `tau-bench` loader (workbench/loaders/taubench.py); what replay relies on from it: task_id set, outcome success/failure, one step per message (assistant turns as llm steps with their tool
 calls in `messages`, tool results as tool steps with tool_name, tool_args and tool_result).
 
 Expected figures come from ../shared/data/real/tau-bench/SOURCE.md (200 runs = 50 tasks x 4 trials, 84 pass
@@ -20,16 +19,10 @@ from streamlit.testing.v1 import AppTest
 
 from tests import browser_util as bu
 from workbench.ingest import ingest_file
-from workbench.loaders import registry
 from workbench.replay import compare_runs, load_replay, nearest_success
 from workbench.store import Store
 
-pytestmark = [
-    pytest.mark.real_data,
-    pytest.mark.skipif("tau-bench" not in registry(),
-                       reason="the tau-bench loader is not registered yet (it is being written on another branch); "
-                              "un-skip by merging it"),
-]
+pytestmark = pytest.mark.real_data
 FILE = "tau-bench/gpt-4o-airline.json"
 
 

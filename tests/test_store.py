@@ -27,6 +27,11 @@ def columns(con, table: str) -> list[tuple[str, str]]:
         {"t": table}).fetchall())
 
 
+def tables(con) -> list[str]:
+    return sorted(r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall())
+
+
 def make_v1_database(path) -> None:
     """A database exactly as schema version 1 left it, with data in it."""
     con = duckdb.connect(str(path))
@@ -55,7 +60,8 @@ def test_v1_database_migrates_forward_with_data_intact(tmp_path):
             "support-agent", "failure", "boom")  # migration 002 backfilled the first error
         assert s.sql("SELECT count(*) FROM steps").fetchone()[0] == 2
         with Store(tmp_path / "fresh.duckdb") as fresh:
-            for table in ("meta", "imports", "runs", "steps", "rejects"):
+            assert tables(s.con) == tables(fresh.con)  # every table schema.sql makes, the migrations make too
+            for table in tables(fresh.con):
                 assert columns(s.con, table) == columns(fresh.con, table), table
 
 

@@ -16,13 +16,18 @@ from workbench.replay import (
     loop_summary,
     nearest_success,
 )
+from workbench.rubric_results import agreement, failing_runs, pass_rates, verdicts
+from workbench.rubrics import Rubric, RubricError, load_rubric, parse_rubric, record_human_score
+from workbench.scoring import ScoreReport, score_runs
 from workbench.store import Store, StoreBusyError, StoreError, default_db_path, open_store
 
 __all__ = [
-    "Comparison", "ImportResult", "IngestSummary", "Message", "Overview", "Reject", "Replay", "Run", "RunFilter",
-    "RunsPage", "Step", "Store", "StoreBusyError", "StoreError", "ToolCall", "build_demo", "compare_runs",
-    "default_db_path", "get_run", "import_path", "import_rejects", "import_uploads", "imports_table", "ingest_file",
-    "ingest_paths", "load_replay", "loop_summary", "make_run_id", "nearest_success", "open_store", "overview",
-    "run_steps", "runs_page",
+    "Comparison", "ImportResult", "IngestSummary", "Message", "Overview", "Reject", "Replay", "Rubric",
+    "RubricError", "Run", "RunFilter", "RunsPage", "ScoreReport", "Step", "Store", "StoreBusyError",
+    "StoreError", "ToolCall", "agreement", "build_demo", "compare_runs", "default_db_path", "failing_runs",
+    "get_run", "import_path", "import_rejects", "import_uploads", "imports_table", "ingest_file",
+    "ingest_paths", "load_replay", "load_rubric", "loop_summary", "make_run_id", "nearest_success",
+    "open_store", "overview", "parse_rubric", "pass_rates", "record_human_score", "run_steps", "runs_page",
+    "score_runs", "verdicts",
 ]
 __version__ = "0.1.0"

@@ -179,6 +179,30 @@ def _serve(db: Path, host: str, port: int) -> None:
 
 @main.command()
 @DB_OPTION
+@click.argument("rubric", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--agent", multiple=True, help="Only these agents (repeat for several).")
+@click.option("--agent-version", "agent_version", multiple=True, help="Only these agent versions.")
+def score(db: Path | None, rubric: Path, agent: tuple[str, ...], agent_version: tuple[str, ...]) -> None:
+    """Score runs against a rubric file (TOML) and print the pass rate of each criterion."""
+    from workbench.queries import RunFilter
+    from workbench.rubrics import RubricError, load_rubric
+    from workbench.scoring import score_runs
+
+    try:
+        parsed = load_rubric(rubric)
+        with open_store(_db(db)) as store:
+            report = score_runs(store, parsed, RunFilter(agent=agent or None, agent_version=agent_version or None),
+                                source=str(rubric), source_text=rubric.read_text(encoding="utf-8"))
+    except (RubricError, StoreError) as exc:
+        _fail(str(exc))
+    click.echo(f"{parsed.name} @ {report.version}: {report.n_runs:,} runs scored in {report.seconds:.1f} s")
+    click.echo(report.summary.drop(columns=["seconds"]).to_string(index=False))
+    if report.not_scored:
+        click.echo(f"not scored here (human, or judge without a judge): {', '.join(report.not_scored)}")
+
+
+@main.command()
+@DB_OPTION
 def info(db: Path | None) -> None:
     """What the database holds: schema version, imports, runs and steps by format."""
     from workbench.store.info import store_info

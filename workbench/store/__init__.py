@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 DEFAULT_DB = Path("data") / "workbench.duckdb"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 DEFAULT_MEMORY_LIMIT = "1GB"
 
 
@@ -188,8 +188,13 @@ class Store:
         return self.sql(query, params).df()
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One writer at a time; everything inside lands whole or not at all, then the data version moves."""
+    def transaction(self, *, bump_version: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One writer at a time; everything inside lands whole or not at all, then the data version moves.
+
+        Args:
+            bump_version: False for writes that add no information (rebuilding derived tables), so caches
+                keyed on the data version stay valid.
+        """
         if self.read_only:
             raise StoreError(f"{self.path} is open read-only")
         with self.write_lock:
@@ -197,17 +202,19 @@ class Store:
             cur.execute("BEGIN TRANSACTION")
             try:
                 yield cur
-                cur.execute(
-                    "INSERT OR REPLACE INTO meta SELECT 'data_version', "
-                    "CAST(coalesce((SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'data_version'), 0) + 1 AS VARCHAR)"
-                )
+                if bump_version:
+                    cur.execute(
+                        "INSERT OR REPLACE INTO meta SELECT 'data_version', CAST(coalesce((SELECT CAST(value AS "
+                        "BIGINT) FROM meta WHERE key = 'data_version'), 0) + 1 AS VARCHAR)"
+                    )
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
             finally:
                 cur.close()
-            self._data_version += 1
+            if bump_version:
+                self._data_version += 1
 
     def _read_data_version(self) -> int:
         try:

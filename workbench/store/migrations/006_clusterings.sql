@@ -1,4 +1,4 @@
--- Schema version 5: stored clusterings of failed runs, so last week's meeting can be reopened as it was.
+-- Schema version 6: stored clusterings of failed runs, so last week's meeting can be reopened as it was.
 CREATE TABLE IF NOT EXISTS clusterings (
     clustering_id VARCHAR PRIMARY KEY,
     name          VARCHAR,              -- optional title, e.g. "weekly review 46"
