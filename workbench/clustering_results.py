@@ -223,7 +223,7 @@ MIN_SIMILARITY = 0.3
 
 
 @dataclass
-class Comparison:
+class ClusterComparison:
     """Two clusterings (before, after) and how their clusters correspond."""
 
     before: Clustering
@@ -294,18 +294,18 @@ def compare_clusterings(before: Clustering, after: Clustering, min_similarity: f
 
 
 def compare_periods(store: Store, before: tuple[date, date], after: tuple[date, date],
-                    flt: RunFilter | None = None, **params) -> Comparison:
+                    flt: RunFilter | None = None, **params) -> ClusterComparison:
     """Cluster the failures of two periods (first and last day, inclusive) separately and compare them."""
     base = (flt or RunFilter()).model_dump()
     a = cluster_failures(store, RunFilter(**{**base, "date_from": before[0], "date_to": before[1]}), **params)
     b = cluster_failures(store, RunFilter(**{**base, "date_from": after[0], "date_to": after[1]}), **params)
-    return Comparison(a, b, compare_clusterings(a, b))
+    return ClusterComparison(a, b, compare_clusterings(a, b))
 
 
 def compare_versions(store: Store, before: str, after: str, flt: RunFilter | None = None,
-                     **params) -> Comparison:
+                     **params) -> ClusterComparison:
     """Cluster the failures of two agent versions separately and compare them."""
     base = (flt or RunFilter()).model_dump()
     a = cluster_failures(store, RunFilter(**{**base, "agent_version": before}), **params)
     b = cluster_failures(store, RunFilter(**{**base, "agent_version": after}), **params)
-    return Comparison(a, b, compare_clusterings(a, b))
+    return ClusterComparison(a, b, compare_clusterings(a, b))
