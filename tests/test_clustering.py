@@ -3,7 +3,6 @@ across periods, bulk labels on a cluster, and the tau-bench failures when its lo
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import date, datetime, timedelta
 
@@ -267,4 +266,3 @@ def test_tau_bench_failures_as_a_reviewer_sees_them(real_dir, tmp_path):
         assert c.clusters["size"].sum() == 116 and c.clusters["name"].str.len().min() > 0
         with pd.option_context("display.width", 250, "display.max_colwidth", 110):
             print("\n" + c.clusters[["cluster", "size", "share", "name"]].to_string(index=False))
-        print(json.dumps({"clusters": len(c.clusters)}))

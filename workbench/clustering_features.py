@@ -97,7 +97,8 @@ per_run AS (
     FROM marks GROUP BY run_id
 )
 SELECT f.run_id, f.agent, f.agent_version, f.started_at, f.cost_usd, f.status, f.n_steps,
-       f.error, f.output, p.step_errors, p.decisions, coalesce(p.marks, []) AS marks, coalesce(r.max_same_calls, 0) AS same_calls,
+       f.error, f.output, p.step_errors, p.decisions, array_to_string(coalesce(p.marks, []), chr(31)) AS marks,
+       coalesce(r.max_same_calls, 0) AS same_calls,
        coalesce(f.cost_ratio >= {cost_high}, false) AS cost_high,
        coalesce(f.steps_ratio >= {steps_high}, false) AS steps_high,
        trim(coalesce(f.output, '')) = '' AS no_output,
@@ -131,7 +132,7 @@ def load_failures(store: Store, flt: RunFilter | None = None) -> pd.DataFrame:
     """One row per failed run (outcome failure or status error) of the selection, ordered by run_id.
 
     Columns: run_id, agent, agent_version, started_at, cost_usd, status, n_steps, error, output,
-    step_errors, decisions, marks (the run's tool calls and checks, a list), same_calls, cost_high,
+    step_errors, decisions, marks (the run's tool calls and checks, joined by \\x1f), same_calls, cost_high,
     steps_high, no_output, admits_failure, notes (reviewers' notes), codes (current label codes, a list),
     and the four documents the vectorizer reads: `errors` (error, step errors, decisions, notes),
     `output_text`, `signature` and `shape`.
@@ -155,13 +156,23 @@ def load_failures(store: Store, flt: RunFilter | None = None) -> pd.DataFrame:
             frame.loc[noted, "errors"] = [f"{e} \n {mask_numbers(n)}" for e, n in
                                           zip(frame.loc[noted, "errors"], frame.loc[noted, "notes"], strict=True)]
     # Runs of one agent repeat the same course again and again: describe each distinct course once.
-    keys = list(zip(map(tuple, frame["marks"]), frame["status"], frame["same_calls"] >= SAME_CALLS,
-                    frame["cost_high"], frame["steps_high"], frame["no_output"], frame["admits_failure"],
-                    strict=True))
-    described = {key: (signature_text(key[0]), shape_text(*key)) for key in dict.fromkeys(keys)}
-    frame["signature"] = [described[k][0] for k in keys]
-    frame["shape"] = [described[k][1] for k in keys]
+    flags = ["same_calls", "cost_high", "steps_high", "no_output", "admits_failure"]
+    course = frame["marks"].fillna("") + "\x1e" + frame["status"].fillna("")
+    for name in flags:
+        course = course + "\x1e" + (frame[name] >= SAME_CALLS if name == "same_calls" else frame[name]).astype(str)
+    codes, uniques = pd.factorize(course, sort=False)
+    first = np.unique(codes, return_index=True)[1]
+    described = [_describe_course(frame.iloc[i]) for i in first]
+    frame["signature"] = np.array([d[0] for d in described], dtype=object)[codes]
+    frame["shape"] = np.array([d[1] for d in described], dtype=object)[codes]
     return frame
+
+
+def _describe_course(row: pd.Series) -> tuple[str, str]:
+    marks = row["marks"].split("\x1f") if row["marks"] else []
+    return signature_text(marks), shape_text(marks, row["status"], row["same_calls"] >= SAME_CALLS,
+                                              bool(row["cost_high"]), bool(row["steps_high"]),
+                                              bool(row["no_output"]), bool(row["admits_failure"]))
 
 
 def collapse(marks) -> list[str]:
@@ -335,10 +346,10 @@ BLOCKS: dict[str, tuple[str, dict]] = {
     "errors_word": ("errors", {"ngram_range": (1, 2), "min_df": 2, "max_df": 0.9, "token_pattern": _WORDS,
                                "stop_words": "english"}),
     # character n-grams cost the most per character: the start of the errors is enough for them
-    "errors_char": ("errors", {"analyzer": "char_wb", "ngram_range": (3, 5), "min_df": 2, "max_chars": 200}),
+    "errors_char": ("errors", {"analyzer": "char_wb", "ngram_range": (3, 4), "min_df": 2, "max_chars": 200}),
     "output_word": ("output_text", {"ngram_range": (1, 2), "min_df": 2, "max_df": 0.9, "token_pattern": _WORDS,
                                     "stop_words": "english"}),
-    "output_char": ("output_text", {"analyzer": "char_wb", "ngram_range": (3, 5), "min_df": 2, "max_chars": 200}),
+    "output_char": ("output_text", {"analyzer": "char_wb", "ngram_range": (3, 4), "min_df": 2, "max_chars": 200}),
     "signature": ("signature", {"ngram_range": (1, 3), "lowercase": False, "token_pattern": _TOKENS}),
     "shape": ("shape", {"lowercase": False, "token_pattern": _TOKENS}),
 }
