@@ -16,7 +16,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from workbench import labels as lb
 from workbench.clustering import FailureClusterer
-from workbench.clustering_features import WeightedTfidf, load_failures, mask_numbers
+from workbench.clustering_features import load_failures, mask_numbers
 from workbench.clustering_results import (
     cluster_failures,
     compare_periods,
@@ -24,6 +24,7 @@ from workbench.clustering_results import (
     load_clustering,
     save_clustering,
 )
+from workbench.clustering_vectors import WeightedTfidf
 from workbench.queries import RunFilter
 from workbench.store import Store
 
