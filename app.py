@@ -9,6 +9,7 @@ st.navigation(
         st.Page("app_pages/runs.py", title="Runs", icon=":material/table_rows:"),
         st.Page("app_pages/run.py", title="Replay", icon=":material/route:", url_path="run"),
         st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+        st.Page("app_pages/clusters.py", title="Clusters", icon=":material/bubble_chart:", url_path="clusters"),
         st.Page("app_pages/rubrics.py", title="Rubrics", icon=":material/rule:", url_path="rubrics"),
         st.Page("app_pages/costs.py", title="Costs", icon=":material/payments:", url_path="costs"),
         st.Page("app_pages/review.py", title="Review", icon=":material/label:", url_path="review"),

@@ -98,7 +98,17 @@ class TimedConnection:
 
 
 def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far, MiB (Linux reports ru_maxrss in KiB)."""
+    """Peak resident memory of this process so far, MiB.
+
+    Linux's VmHWM belongs to this program alone. `ru_maxrss` survives exec: a child started from a parent
+    holding 1 GiB would report at least that (Linux reports it in KiB), so it is only the fallback."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

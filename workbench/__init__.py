@@ -3,6 +3,8 @@
 The public surface lives here; import from `workbench` rather than its modules.
 """
 
+import importlib
+
 from workbench import labels
 from workbench.demo_build import build_demo
 from workbench.imports import import_path, import_rejects, import_uploads, imports_table
@@ -23,6 +25,9 @@ from workbench.scoring import ScoreReport, score_runs
 from workbench.store import Store, StoreBusyError, StoreError, default_db_path, open_store
 
 __all__ = [
+    "ClusterComparison", "Clustering", "FailureClusterer", "cluster_failures", "cluster_table",
+    "compare_clusterings", "compare_periods", "compare_versions", "list_clusterings", "load_clustering",
+    "save_clustering",
     "Comparison", "ImportResult", "IngestSummary", "Message", "Overview", "Reject", "Replay", "Rubric",
     "RubricError", "Run", "RunFilter", "RunsPage", "ScoreReport", "Step", "Store", "StoreBusyError",
     "StoreError", "ToolCall", "agreement", "build_demo", "compare_runs", "default_db_path", "failing_runs",
@@ -32,3 +37,18 @@ __all__ = [
     "score_runs", "verdicts",
 ]
 __version__ = "0.1.0"
+
+# Clustering needs scikit-learn and scipy (about 2 s to import): loaded on first use, so the CLI and notebooks
+# that never cluster do not wait for it.
+_LAZY = {"FailureClusterer": "workbench.clustering"} | {
+    name: "workbench.clustering_results"
+    for name in ("ClusterComparison", "Clustering", "cluster_failures", "cluster_table", "compare_clusterings",
+                 "compare_periods", "compare_versions", "list_clusterings", "load_clustering", "save_clustering")}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

@@ -236,3 +236,48 @@ def label_counts(counts: pd.DataFrame, by: str, title: str | None = None) -> go.
     else:
         fig.update_xaxes(type="category")
     return fig
+
+
+MAP_POINTS = 20_000
+"""Most runs a cluster map draws; a larger clustering is shown through an even sample of each cluster."""
+_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+            "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d")
+_NOISE_COLOR = "#bdbdbd"
+
+
+def _clip(value: object, n: int = 120) -> str:
+    text = "" if value is None or value != value else str(value)
+    return _label(text[:n] + ("…" if len(text) > n else "")) if text else "–"
+
+
+def cluster_map(runs: pd.DataFrame, title: str = "Failed runs by cluster") -> go.Figure:
+    """Scatter of failed runs at their map position, one colour (and legend entry) per cluster.
+
+    Each point carries its run id as `customdata`, so a selection event tells which run was clicked; the
+    hover shows the run's agent, version, cost, error and output (escaped: trace text is never markup).
+
+    Args:
+        runs: `Clustering.runs` (run_id, cluster, cluster_name, x, y, agent, agent_version, cost_usd, error,
+            output).
+    """
+    if runs.empty:
+        return _empty(title)
+    if len(runs) > MAP_POINTS:
+        runs = runs.sample(n=MAP_POINTS, random_state=0).sort_index()
+    fig = go.Figure(layout=_layout(title, height=520, hovermode="closest", dragmode="select",
+                                   legend={"orientation": "v", "x": 1.01, "y": 1, "font": {"size": 11}},
+                                   margin={"l": 10, "r": 10, "t": 40, "b": 10}))
+    for cluster, part in runs.groupby("cluster", sort=True):
+        color = _NOISE_COLOR if cluster < 0 else _PALETTE[int(cluster) % len(_PALETTE)]
+        hover = [f"run {_label(r)}<br>{_clip(a, 40)} · {_clip(v, 20)} · ${c or 0:.4f}<br>error: {_clip(e)}"
+                 f"<br>output: {_clip(o)}"
+                 for r, a, v, c, e, o in zip(part["run_id"], part["agent"], part["agent_version"],
+                                             part["cost_usd"].fillna(0), part["error"], part["output"],
+                                             strict=True)]
+        name = _clip(f"#{cluster} {part['cluster_name'].iloc[0]}", 60)
+        fig.add_scattergl(x=part["x"], y=part["y"], mode="markers", name=name, customdata=part["run_id"],
+                          text=hover, hovertemplate="%{text}<extra>" + name + "</extra>",
+                          marker={"color": color, "size": 7, "opacity": 0.8})
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
