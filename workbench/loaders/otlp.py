@@ -115,7 +115,8 @@ def finish_spans(cur: duckdb.DuckDBPyConnection, fmt: str) -> None:
 
 
 def derive_span_run_facts(cur: duckdb.DuckDBPyConnection, fmt: str) -> None:
-    cur.execute(RUN_FACTS, {"fmt": fmt})
+    for statement in RUN_FACTS:
+        cur.execute(statement, {"fmt": fmt} if "$fmt" in statement else None)
     cur.execute("DROP TABLE IF EXISTS _otlp_resources")
 
 

@@ -272,9 +272,8 @@ def spans_query(source: str) -> str:
 # Run-level facts from each affected run's root step (the first step without a parent, else the first step).
 # The rows that matter are picked on keys first and their payloads joined back once: aggregating over the
 # payload columns themselves (arg_min(messages, ...)) spilled and took minutes at 1M spans.
-RUN_FACTS = r"""
-INSERT INTO _stage_runs (run_id, format, agent, agent_version, environment, task_id, session_id, user_id,
-                         outcome, outcome_score, input, output, tags, attributes)
+RUN_FACTS = (r"""
+CREATE OR REPLACE TEMP TABLE _span_facts AS
 WITH mine AS (
     SELECT run_id, step_id, seq, depth, parent_step_id, kind, messages IS NOT NULL AS has_messages,
            contains(CAST(attributes AS VARCHAR), 'gen_ai.evaluation.score') AS has_eval
@@ -288,51 +287,53 @@ picks AS (
         arg_min(step_id, (depth, seq)) FILTER (has_eval) AS eval_id
     FROM mine GROUP BY run_id
 ),
-wanted AS (
-    SELECT run_id, root_id AS step_id FROM picks
-    UNION SELECT run_id, first_llm FROM picks WHERE first_llm IS NOT NULL
-    UNION SELECT run_id, last_llm FROM picks WHERE last_llm IS NOT NULL
-    UNION SELECT run_id, eval_id FROM picks WHERE eval_id IS NOT NULL
-),
-rows AS (
-    SELECT s.run_id, s.step_id, s.attributes, s.messages
-    FROM steps s SEMI JOIN wanted w ON s.run_id = w.run_id AND s.step_id = w.step_id
-),
 facts AS (
-    SELECT p.run_id, r.attributes AS ra, r.messages AS rm, f.messages AS first_m, l.messages AS last_m,
+    SELECT p.run_id, p.root_id, r.attributes AS ra, r.messages AS rm, f.messages AS first_m, l.messages AS last_m,
         lower(e.attributes->>'$."gen_ai.evaluation.score.label"') AS label,
-        TRY_CAST(e.attributes->>'$."gen_ai.evaluation.score.value"' AS DOUBLE) AS score
+        TRY_CAST(e.attributes->>'$."gen_ai.evaluation.score.value"' AS DOUBLE) AS score,
+        r.attributes->>'$."input.value"' AS in_v, r.attributes->>'$."input.mime_type"' AS in_mime,
+        r.attributes->>'$."output.value"' AS out_v, r.attributes->>'$."output.mime_type"' AS out_mime
+    -- each pick joins `steps` itself: the small side (picks) is hashed and the wide rows stream past it. A
+    -- shared CTE of the picked rows was materialized with all their payloads and ran out of memory at 1M spans
     FROM picks p
-    JOIN rows r ON r.run_id = p.run_id AND r.step_id = p.root_id
-    LEFT JOIN rows f ON f.run_id = p.run_id AND f.step_id = p.first_llm
-    LEFT JOIN rows l ON l.run_id = p.run_id AND l.step_id = p.last_llm
-    LEFT JOIN rows e ON e.run_id = p.run_id AND e.step_id = p.eval_id
+    JOIN steps r ON r.run_id = p.run_id AND r.step_id = p.root_id
+    LEFT JOIN steps f ON f.run_id = p.run_id AND f.step_id = p.first_llm
+    LEFT JOIN steps l ON l.run_id = p.run_id AND l.step_id = p.last_llm
+    LEFT JOIN steps e ON e.run_id = p.run_id AND e.step_id = p.eval_id
 )
-SELECT facts.run_id, $fmt,
-    coalesce(ra->>'$."gen_ai.agent.name"', ra->>'$."agent.name"', ra->>'$."resource.service.name"', res.service),
-    coalesce(ra->>'$."gen_ai.agent.version"', ra->>'$."resource.service.version"', res.version),
+SELECT facts.run_id,
+    coalesce(ra->>'$."gen_ai.agent.name"', ra->>'$."agent.name"', ra->>'$."resource.service.name"', res.service)
+        AS agent,
+    coalesce(ra->>'$."gen_ai.agent.version"', ra->>'$."resource.service.version"', res.version) AS agent_version,
     coalesce(ra->>'$."resource.deployment.environment.name"', ra->>'$."resource.deployment.environment"',
-             res.env),
-    coalesce(ra->>'$."workbench.task.id"', ra->>'$."task.id"'),
-    coalesce(ra->>'$."gen_ai.conversation.id"', ra->>'$."session.id"'),
-    coalesce(ra->>'$."user.id"', ra->>'$."enduser.id"'),
+             res.env) AS environment,
+    coalesce(ra->>'$."workbench.task.id"', ra->>'$."task.id"') AS task_id,
+    coalesce(ra->>'$."gen_ai.conversation.id"', ra->>'$."session.id"') AS session_id,
+    coalesce(ra->>'$."user.id"', ra->>'$."enduser.id"') AS user_id,
     CASE
         WHEN label IN ('pass', 'passed', 'success', 'succeeded', 'correct', 'true', 'yes', 'c') THEN 'success'
         WHEN label IN ('fail', 'failed', 'failure', 'incorrect', 'false', 'no', 'i') THEN 'failure'
         WHEN label IS NULL AND score IS NOT NULL THEN CASE WHEN score >= 0.5 THEN 'success' ELSE 'failure' END
         WHEN lower(ra->>'$."workbench.outcome"') IN ('success', 'failure') THEN lower(ra->>'$."workbench.outcome"')
-        ELSE NULL END,
-    score,
+        ELSE NULL END AS outcome,
+    score AS outcome_score,
     -- OpenInference roots (AGENT, CHAIN) carry input.value / output.value instead of messages: plain text is
     -- the task itself; a JSON payload is taken only when no llm step has a user message
-    coalesce(_first_text(rm, ['user']), _plain_value(ra, 'input'), _first_text(first_m, ['user']),
-             ra->>'$."input.value"'),
-    coalesce(_last_text(rm, ['assistant', 'model']), _plain_value(ra, 'output'),
-             _last_text(last_m, ['assistant', 'model']), ra->>'$."output.value"'),
-    _tags(ra->'$."tag.tags"'),
-    ra
+    _first_text(rm, ['user']) AS root_user, _first_text(first_m, ['user']) AS llm_user, in_v, in_mime,
+    _last_text(rm, ['assistant', 'model']) AS root_answer, _last_text(last_m, ['assistant', 'model']) AS llm_answer,
+    out_v, out_mime, _tags(ra->'$."tag.tags"') AS tags, root_id
 FROM facts LEFT JOIN _otlp_resources res USING (run_id)
-"""
+""", r"""
+-- in a second statement over the small per-run table: evaluated inside the big one above, the plain-text
+-- macro ran a 1M-span file out of memory
+INSERT INTO _stage_runs (run_id, format, agent, agent_version, environment, task_id, session_id, user_id,
+                         outcome, outcome_score, input, output, tags, attributes)
+SELECT f.run_id, $fmt, agent, agent_version, environment, task_id, session_id, user_id, outcome, outcome_score,
+    coalesce(root_user, _plain_text(in_v, in_mime), llm_user, in_v),
+    coalesce(root_answer, _plain_text(out_v, out_mime), llm_answer, out_v),
+    tags, s.attributes  -- the root's attributes, joined again rather than held in the temp table
+FROM _span_facts f JOIN steps s ON s.run_id = f.run_id AND s.step_id = f.root_id
+""", "DROP TABLE _span_facts")
 
 TEXT_MACROS = r"""
 -- first / last text of a message with one of the roles `r` (Gemini's assistant is `model`)

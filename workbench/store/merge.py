@@ -90,7 +90,10 @@ def merge_staged(cur: duckdb.DuckDBPyConnection, import_id: str,
     wide = ", ".join(f"k.{c}" if c in ("seq", "depth") else f"s.{c}" for c in STEP_COLUMNS)
     cur.execute(f"""INSERT INTO steps ({_COLS})
                     SELECT {wide} FROM _stage_steps s JOIN _numbered k ON s.rowid = k.rid""")
+    # free the staged payloads and the numbering before the run facts are derived: temp tables count
+    # against the memory limit, and at 1M spans these two made the next step run out of memory
     cur.execute("DROP TABLE _stage_steps")
+    cur.execute("DROP TABLE _numbered")
     if after_steps is not None:
         after_steps(cur)
     _rebuild_runs(cur, import_id)
