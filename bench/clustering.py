@@ -44,7 +44,7 @@ from _common import (  # noqa: E402 - the path above makes `_common` importable 
 )
 
 TARGETS = {50_000: 8.0, 100_000: 15.0}
-TARGET_MIB = 1024
+TARGET_MIB = {50_000: 1024}  # the issue bounds memory at 50k only
 _WORDS = 400
 
 
@@ -199,12 +199,14 @@ def main(argv: list[str] | None = None) -> None:
               + " / ".join(first["largest"]))
         ours, base = _summary(ours_all), _summary(base_all)
         target = TARGETS.get(n)
-        met = "yes" if target and ours["seconds"] < target and ours["peak_mib"] < TARGET_MIB else (
+        mib = TARGET_MIB.get(n)
+        met = "yes" if target and ours["seconds"] < target and (mib is None or ours["peak_mib"] < mib) else (
             "no" if target else "-")
+        goal = (f"< {target:.0f} s" + (", < 1 GiB" if mib else "")) if target else "-"
         for name, r, k in (("workbench", ours, first["clusters"]), ("baseline", base, 20)):
             rows.append([f"{n:,}", name, f"{r['seconds']:.1f}", f"{r['min']:.1f}-{r['max']:.1f}", f"{r['cpu']:.1f}",
                          f"{r['peak_mib']:,.0f}", k, f"{r['ari']:.3f}",
-                         (f"< {target:.0f} s, < 1 GiB" if target else "-") if name == "workbench" else "-",
+                         goal if name == "workbench" else "-",
                          met if name == "workbench" else "-"])
         summary[n] = {"workbench": ours, "baseline": base, "store": built}
     print()
