@@ -47,6 +47,11 @@ def test_everything_loads_in_one_command(real_dir, tmp_path):
         assert con.execute("SELECT count(*) FROM rejects WHERE coalesce(reason, '') = '' OR coalesce(location, '') = ''"
                        ).fetchone()[0] == 0
         assert con.execute("SELECT count(*) FROM imports WHERE status NOT IN ('ok', 'rejected')").fetchone()[0] == 0
+        # each run carries the name of the loader that detected its file (runs.format = imports.format)
+        assert con.execute("SELECT count(*) FROM runs r JOIN imports i USING (import_id) "
+                           "WHERE r.format IS DISTINCT FROM i.format").fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM runs WHERE import_id NOT IN (SELECT import_id FROM imports)"
+                           ).fetchone()[0] == 0
         assert con.execute("SELECT count(*), count(DISTINCT run_id) FROM label_events WHERE reviewer = 'imported'"
                        ).fetchone() == (58, 58)
     finally:

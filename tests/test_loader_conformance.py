@@ -80,20 +80,6 @@ def test_no_real_file_is_claimed_by_two_loaders(real_dir):
     assert not doubles
 
 
-def test_runs_carry_their_loaders_name(real_dir, tmp_path):
-    with Store(tmp_path / "all.duckdb") as s:
-        for path in real_files(real_dir):
-            names = claimants(path)
-            if not names:
-                continue
-            result = ingest_file(s, path)
-            if result.n_runs:
-                formats = {r[0] for r in s.sql("SELECT DISTINCT format FROM runs WHERE import_id = $i OR "
-                                               "run_id IN (SELECT run_id FROM steps) AND import_id = $i",
-                                               {"i": result.import_id}).fetchall()}
-                assert formats <= {names[0]}, (path, formats)
-
-
 def _claimed_real_files() -> list[Path]:
     from tests.conftest import REAL
 

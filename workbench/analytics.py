@@ -113,7 +113,7 @@ def refresh_derived(store: Store, *, force: bool = False) -> bool:
     if not force and row and row[0] == stamp:
         return False
     with store.transaction(bump_version=False) as cur:  # derived data must not move the data version
-        for table in ("call_facts", "step_costs", "run_flags"):
+        for table in _DERIVED:
             cur.execute(f"DELETE FROM {table}")
         cur.execute(_BUILD_CALLS)
         cur.execute(_BUILD_STEP_COSTS)
@@ -227,10 +227,16 @@ STEP_DIMENSIONS = ("model", "provider", "kind")
 DIMENSIONS = (*RUN_DIMENSIONS, *STEP_DIMENSIONS, "tool", "label")
 
 
+_DERIVED = ("call_facts", "step_costs", "run_flags")
+"""The derived tables, in build order (run_flags reads the other two); the only names formatted into SQL here."""
+
+
 def _runs_table(flt: RunFilter | None, table: str = "run_flags") -> tuple[str, dict]:
     """The rows of a derived table (run_flags, call_facts, step_costs) that belong to the selected runs, as a
     subquery. The filter's fields are columns of these tables too (copied from `runs` when they are built), so
     no join is needed, except for the free-text search, which looks into `runs`."""
+    if table not in _DERIVED:
+        raise ValueError(f"not a derived table: {table!r}")
     flt = flt or RunFilter()
     where, params = _where(flt)
     if flt.text:

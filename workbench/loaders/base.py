@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,16 +78,18 @@ def _json(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-class PythonLoader:
+class PythonLoader(ABC):
     """Base for loaders that read a file in Python and yield `Trace`s and `Reject`s."""
 
     name = "python"
 
-    def sniff(self, path: Path, head: bytes) -> bool:  # pragma: no cover - every subclass overrides it
-        raise NotImplementedError
+    @abstractmethod
+    def sniff(self, path: Path, head: bytes) -> bool:
+        """True when the file looks like this format (from its name and first bytes)."""
 
-    def read(self, path: Path, ctx: StageContext) -> Iterator[Trace | Reject]:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def read(self, path: Path, ctx: StageContext) -> Iterator[Trace | Reject]:
+        """The file's runs (as `Trace`s) and what could not be read (as `Reject`s)."""
 
     def stage(self, cur: duckdb.DuckDBPyConnection, path: Path, ctx: StageContext) -> list[Reject]:
         traces: list[Trace] = []

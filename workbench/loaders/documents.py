@@ -28,6 +28,12 @@ def excerpt(value: Any) -> str:
     return text[:EXCERPT_CHARS]
 
 
+def file_excerpt(path: Path) -> str:
+    """The first EXCERPT_CHARS bytes of a file as text: what a reject about the whole file shows."""
+    with open(path, "rb") as fh:
+        return fh.read(EXCERPT_CHARS).decode("utf-8", errors="replace")
+
+
 def _too_big(path: Path, limit: int) -> Reject | None:
     size = path.stat().st_size
     if size > limit:

@@ -29,12 +29,12 @@ from typing import Any
 import duckdb
 
 from workbench.loaders import StageContext
+from workbench.loaders.documents import EXCERPT_CHARS, file_excerpt
 from workbench.loaders.otlp import derive_span_run_facts, finish_spans, insert_spans, prepare_spans
 from workbench.loaders.parse import loads_lenient, parse_ts, read_json_lines
 from workbench.models import Reject
 
 _SUFFIXES = {".json", ".jsonl", ".ndjson"}
-_EXCERPT = 500
 _BATCH = 5000
 _EPOCH = datetime(1970, 1, 1)
 # the span's own fields in Phoenix's export layout; everything else in a row is an attribute
@@ -120,12 +120,12 @@ def _rows(path: Path, ctx: StageContext, rejects: list[Reject]) -> Iterator[tupl
             with open(path, "rb") as fh:
                 items = json.load(fh)
         except (ValueError, UnicodeDecodeError) as exc:
-            rejects.append(Reject(location="file", reason=f"invalid JSON: {exc}", excerpt=_head_text(path)))
+            rejects.append(Reject(location="file", reason=f"invalid JSON: {exc}", excerpt=file_excerpt(path)))
             return
         for i, item in enumerate(items):
             yield f"item {i}", item
         return
-    for location, excerpt, obj, problem in read_json_lines(path, ctx.max_record_bytes, _EXCERPT):
+    for location, excerpt, obj, problem in read_json_lines(path, ctx.max_record_bytes, EXCERPT_CHARS):
         if problem:
             rejects.append(Reject(location=location, reason=problem, excerpt=excerpt))
         else:
@@ -272,10 +272,7 @@ def _missing(v: Any) -> bool:
 
 
 def _excerpt(row: Any) -> str:
-    return json.dumps(row, ensure_ascii=False, default=str)[:_EXCERPT]
+    return json.dumps(row, ensure_ascii=False, default=str)[:EXCERPT_CHARS]
 
 
-def _head_text(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return fh.read(_EXCERPT).decode("utf-8", errors="replace")
 

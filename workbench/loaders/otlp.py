@@ -16,11 +16,11 @@ import duckdb
 
 from workbench.loaders import StageContext
 from workbench.loaders.base import estimate_costs
+from workbench.loaders.documents import EXCERPT_CHARS, file_excerpt
 from workbench.loaders.otlp_sql import MACROS, RESOURCE_SPANS_TYPE, RUN_FACTS, TEXT_MACROS, spans_query
 from workbench.loaders.parse import read_json_lines
 from workbench.models import Reject
 
-_EXCERPT = 500
 _EXTRA_COLUMNS = {"_trace_id": "VARCHAR", "_res_service": "VARCHAR", "_res_version": "VARCHAR",
                   "_res_env": "VARCHAR", "_bad": "BOOLEAN", "_has_logs": "BOOLEAN"}
 
@@ -70,7 +70,7 @@ class OtlpLoader:
                 rejects.extend(_locate_bad_lines(path, n_bad, ctx))
             else:
                 rejects.append(Reject(location="file", reason=_document_error(path),
-                                      excerpt=_read_excerpt(path)))
+                                      excerpt=file_excerpt(path)))
         return rejects
 
 
@@ -159,7 +159,7 @@ def _shape_error(obj: object) -> str | None:
 def _locate_bad_lines(path: Path, expected: int, ctx: StageContext) -> list[Reject]:
     """Find which lines DuckDB could not read. Only runs when there are bad lines, so speed matters less."""
     found: list[Reject] = []
-    for location, excerpt, obj, problem in read_json_lines(path, ctx.max_record_bytes, _EXCERPT):
+    for location, excerpt, obj, problem in read_json_lines(path, ctx.max_record_bytes, EXCERPT_CHARS):
         if problem is None:
             problem = _shape_error(obj)
             if problem and problem.startswith("spans do not match"):
@@ -185,6 +185,3 @@ def _document_error(path: Path) -> str:
     return _shape_error(obj) or "not an OTLP trace document"
 
 
-def _read_excerpt(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return fh.read(_EXCERPT).decode("utf-8", errors="replace")
