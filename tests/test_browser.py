@@ -60,11 +60,13 @@ def test_overview_runs_and_click_into_a_run(served, context):
 
     # to Runs through the navigation
     page.locator('[data-testid="stSidebarNav"] a', has_text="Runs").click()
-    grid = page.locator('[data-testid="stDataFrame"]')
-    expect(grid).to_be_visible(timeout=WAIT_MS)
+    page.wait_for_url("**/runs", timeout=WAIT_MS)
+    expect(page.get_by_text("rows 1–36 of 36")).to_be_visible(timeout=WAIT_MS)  # the Runs page, not the Overview
     settle(page)
+    grid = page.locator('[data-testid="stDataFrame"]')
+    expect(grid).to_have_count(1)
+    expect(grid).to_be_visible()
     assert page.locator(EXCEPTION).count() == 0
-    expect(page.get_by_text("rows 1–36 of 36")).to_be_visible()
     shot(page, "runs")
 
     # The grid is a canvas; its accessible twin says which run is on the first row.
@@ -147,10 +149,13 @@ def test_demo_fleet_renders_and_deep_links(demo_db, browser):
             assert page.locator('[data-testid="stMetricValue"]').first.inner_text().replace(",", "") == str(n_runs)
             shot(page, "demo-overview")
             page.locator('[data-testid="stSidebarNav"] a', has_text="Runs").click()
-            expect(page.locator('[data-testid="stDataFrame"]')).to_be_visible(timeout=WAIT_MS)
+            # The Overview's own tables stay in the DOM until the Runs script has replaced them, so wait for
+            # the Runs page's caption (only it counts rows "of N") before looking at its table.
+            page.wait_for_url("**/runs", timeout=WAIT_MS)
+            expect(page.get_by_text(f"of {n_runs:,}", exact=False).first).to_be_visible(timeout=WAIT_MS)
             settle(page)
+            expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible(timeout=WAIT_MS)
             assert page.locator(EXCEPTION).count() == 0
-            expect(page.get_by_text(f"of {n_runs:,}", exact=False).first).to_be_visible()
             shot(page, "demo-runs")
             page.goto(f"{base}/run?run={run_id}")
             expect(page.locator('[data-testid="stCode"]').first).to_have_text(run_id, timeout=WAIT_MS)

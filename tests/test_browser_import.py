@@ -61,7 +61,8 @@ def test_upload_through_the_page(tmp_path):
 
             # the runs are in the store the app serves: the Overview counts them
             page.locator('[data-testid="stSidebarNav"] a', has_text="Overview").click()
-            expect(page.locator('[data-testid="stMetric"]').first).to_be_visible(timeout=WAIT_MS)
+            # the Import page has metrics of its own: wait for the Overview's first one, "Runs"
+            expect(page.locator('[data-testid="stMetricLabel"]').first).to_have_text("Runs", timeout=WAIT_MS)
             settle(page)
             assert page.locator('[data-testid="stMetricValue"]').first.inner_text().strip() == "2"
         finally:
