@@ -6,7 +6,18 @@ The public surface lives here; import from `workbench` rather than its modules.
 import importlib
 
 from workbench import labels
+from workbench.analytics import (
+    ServiceLevels,
+    cost_breakdown,
+    cost_trend,
+    service_levels,
+    service_trend,
+    top_runs,
+    waste,
+)
+from workbench.budgets import Budgets, budget_breaches, budget_summary, load_budgets
 from workbench.demo_build import build_demo
+from workbench.drift import drift, last_two_weeks
 from workbench.imports import import_path, import_rejects, import_uploads, imports_table
 from workbench.ingest import IngestSummary, ingest_file, ingest_paths
 from workbench.models import ImportResult, Message, Reject, Run, Step, ToolCall, make_run_id
@@ -28,6 +39,8 @@ __all__ = [
     "ClusterComparison", "Clustering", "FailureClusterer", "cluster_failures", "cluster_table",
     "compare_clusterings", "compare_periods", "compare_versions", "list_clusterings", "load_clustering",
     "save_clustering",
+    "Budgets", "ServiceLevels", "budget_breaches", "budget_summary", "cost_breakdown", "cost_trend", "drift",
+    "last_two_weeks", "load_budgets", "service_levels", "service_trend", "top_runs", "waste",
     "Comparison", "ImportResult", "IngestSummary", "Message", "Overview", "Reject", "Replay", "Rubric",
     "RubricError", "Run", "RunFilter", "RunsPage", "ScoreReport", "Step", "Store", "StoreBusyError",
     "StoreError", "ToolCall", "agreement", "build_demo", "compare_runs", "default_db_path", "failing_runs",
