@@ -9,6 +9,16 @@ from workbench import labels
 from workbench.demo_build import build_demo
 from workbench.imports import import_path, import_rejects, import_uploads, imports_table
 from workbench.ingest import IngestSummary, ingest_file, ingest_paths
+from workbench.maturity import (
+    Assessment,
+    assess,
+    diff_assessments,
+    list_assessments,
+    load_assessment,
+    questionnaire,
+    save_assessment,
+)
+from workbench.maturity_framework import Framework, MaturityError, load_answers, load_framework
 from workbench.models import ImportResult, Message, Reject, Run, Step, ToolCall, make_run_id
 from workbench.queries import Overview, RunFilter, RunsPage, get_run, overview, run_steps, runs_page
 from workbench.replay import (
@@ -28,6 +38,8 @@ __all__ = [
     "ClusterComparison", "Clustering", "FailureClusterer", "cluster_failures", "cluster_table",
     "compare_clusterings", "compare_periods", "compare_versions", "list_clusterings", "load_clustering",
     "save_clustering",
+    "Assessment", "Framework", "MaturityError", "assess", "diff_assessments", "list_assessments", "load_answers",
+    "load_assessment", "load_framework", "questionnaire", "save_assessment",
     "Comparison", "ImportResult", "IngestSummary", "Message", "Overview", "Reject", "Replay", "Rubric",
     "RubricError", "Run", "RunFilter", "RunsPage", "ScoreReport", "Step", "Store", "StoreBusyError",
     "StoreError", "ToolCall", "agreement", "build_demo", "compare_runs", "default_db_path", "failing_runs",
