@@ -33,7 +33,6 @@ from workbench.maturity_framework import (
     Criterion,
     Dimension,
     Framework,
-    MaturityError,
     answer_value,
     load_framework,
     normalize_answers,

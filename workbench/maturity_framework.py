@@ -214,7 +214,7 @@ def load_answers(path: str | Path) -> dict[str, Any]:
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except OSError as exc:
         raise MaturityError(f"cannot read the answers file {path}: {exc.strerror}") from None
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
         raise MaturityError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'TOML'}: {exc}"
                             ) from None
     if isinstance(data, dict) and isinstance(data.get("answers"), dict):
