@@ -91,6 +91,8 @@ def test_default_framework_has_eight_dimensions_five_levels_and_known_evidence()
     (('metric = "runs", at_least = 1', 'metric = "runs", at_least = 1, at_most = 5'),
      "give exactly one of `at_least` or `at_most`"),
     (('question = "dx_replay", at_least = 1', 'question = "dx_replai", at_least = 1'), "unknown question 'dx_replai'"),
+    (('question = "dx_replay", at_least = 1', 'question = "dx_replay", at_least = 3'),
+     "the threshold on 'dx_replay' must be the index of one of its choices"),
     (('version = "1.0"', ''), "version: Field required"),
     (("level = 5\n", "level = 6\n"), "less than or equal to 5"),
     (('name = "Platform"', 'name = "Platform"\ncolour = "red"'), "colour: Extra inputs are not permitted"),

@@ -195,8 +195,7 @@ def _criterion(fw: Framework, dim: Dimension, level: int, c: Criterion, evidence
         q = fw.question(c.evidence)
         kind, label, value = "question", q.text, answer_value(fw, q.id, answers)
         current = "not answered" if value is None else f'"{answers[q.id]}"'
-        index = min(max(int(c.threshold), 0), len(q.choices) - 1)
-        target = f'{sign} "{q.choices[index]}"'
+        target = f'{sign} "{q.choices[int(c.threshold)]}"'
     status: Status = "no evidence" if value is None else ("met" if c.met_by(value) else "unmet")
     return CriterionResult(level=level, kind=kind, evidence=c.evidence, label=label, target=target, value=value,
                            current=current, status=status, action=c.action, risk=c.risk or dim.risk,

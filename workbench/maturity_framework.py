@@ -127,6 +127,9 @@ class Framework(BaseModel):
                         raise ValueError(f"{where}: unknown metric {c.metric!r} (known: {', '.join(METRICS)})")
                     if c.question is not None and c.question not in ids:
                         raise ValueError(f"{where}: unknown question {c.question!r}")
+                    if c.question is not None and c.threshold not in range(len(self.question(c.question).choices)):
+                        raise ValueError(f"{where}: the threshold on {c.question!r} must be the index of one of "
+                                         "its choices (0 = the first)")
         return self
 
     def questions(self) -> list[Question]:
