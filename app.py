@@ -14,6 +14,7 @@ st.navigation(
         st.Page("app_pages/costs.py", title="Costs", icon=":material/payments:", url_path="costs"),
         st.Page("app_pages/review.py", title="Review", icon=":material/label:", url_path="review"),
         st.Page("app_pages/labels.py", title="Labels", icon=":material/fact_check:", url_path="labels"),
+        st.Page("app_pages/maturity.py", title="Maturity", icon=":material/radar:", url_path="maturity"),
         st.Page("app_pages/import_page.py", title="Import", icon=":material/upload_file:", url_path="import"),
     ]
 ).run()

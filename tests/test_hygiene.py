@@ -15,7 +15,8 @@ UI = PACKAGE / "ui"
 LIBRARY_MODULES = ["workbench", "workbench.queries", "workbench.viz", "workbench.store", "workbench.cli",
                    "workbench.models", "workbench.imports", "workbench.uploads", "workbench.replay",
                    "workbench.labels", "workbench.analytics", "workbench.drift", "workbench.budgets",
-                   "workbench.scoring", "workbench.judge", "workbench.viz_ops", "workbench.rubric_controls"]
+                   "workbench.scoring", "workbench.judge", "workbench.viz_ops", "workbench.rubric_controls",
+                   "workbench.maturity"]
 
 
 def test_importing_the_library_does_not_load_streamlit():

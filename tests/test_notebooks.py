@@ -14,7 +14,7 @@ from nbclient.exceptions import CellExecutionError
 from tests.conftest import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-EXPECTED = {"quickstart", "cost_breakdown", "labeling_analysis"}
+EXPECTED = {"quickstart", "cost_breakdown", "labeling_analysis", "maturity_assessment"}
 
 
 @pytest.mark.timeout(600)

@@ -17,9 +17,19 @@ from workbench.analytics import (
 )
 from workbench.budgets import Budgets, budget_breaches, budget_summary, load_budgets
 from workbench.demo_build import build_demo
-from workbench.drift import drift, last_two_weeks
+from workbench.drift import last_two_weeks
 from workbench.imports import import_path, import_rejects, import_uploads, imports_table
 from workbench.ingest import IngestSummary, ingest_file, ingest_paths
+from workbench.maturity import (
+    Assessment,
+    assess,
+    diff_assessments,
+    list_assessments,
+    load_assessment,
+    questionnaire,
+    save_assessment,
+)
+from workbench.maturity_framework import Framework, MaturityError, load_answers, load_framework
 from workbench.models import ImportResult, Message, Reject, Run, Step, ToolCall, make_run_id
 from workbench.queries import Overview, RunFilter, RunsPage, get_run, overview, run_steps, runs_page
 from workbench.replay import (
@@ -39,8 +49,10 @@ __all__ = [
     "ClusterComparison", "Clustering", "FailureClusterer", "cluster_failures", "cluster_table",
     "compare_clusterings", "compare_periods", "compare_versions", "list_clusterings", "load_clustering",
     "save_clustering",
-    "Budgets", "ServiceLevels", "budget_breaches", "budget_summary", "cost_breakdown", "cost_trend", "drift",
+    "Budgets", "ServiceLevels", "budget_breaches", "budget_summary", "cost_breakdown", "cost_trend",
     "last_two_weeks", "load_budgets", "service_levels", "service_trend", "top_runs", "waste",
+    "Assessment", "Framework", "MaturityError", "assess", "diff_assessments", "list_assessments", "load_answers",
+    "load_assessment", "load_framework", "questionnaire", "save_assessment",
     "Comparison", "ImportResult", "IngestSummary", "Message", "Overview", "Reject", "Replay", "Rubric",
     "RubricError", "Run", "RunFilter", "RunsPage", "ScoreReport", "Step", "Store", "StoreBusyError",
     "StoreError", "ToolCall", "agreement", "build_demo", "compare_runs", "default_db_path", "failing_runs",

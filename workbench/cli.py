@@ -290,6 +290,44 @@ def check(suite: Path, traces: tuple[str, ...], junit: Path | None, fmt: str | N
 
 @main.command()
 @DB_OPTION
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for scorecard.md, scorecard.html and scorecard.json.")
+@click.option("--answers", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Questionnaire answers (TOML or JSON: question id = answer).")
+@click.option("--framework", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Framework file (TOML) instead of the built-in one; see docs/maturity.md.")
+@click.option("--name", default="fleet", show_default=True, help="Scope of the assessment; snapshots of one "
+              "name are compared with each other.")
+@click.option("--save/--no-save", default=True, show_default=True, help="Store the assessment as a snapshot.")
+def maturity(db: Path | None, out: Path, answers: Path | None, framework: Path | None, name: str,
+             save: bool) -> None:
+    """Assess the AgentOps maturity (8 dimensions x 5 levels) and write the scorecard."""
+    from workbench.maturity import assess, save_assessment
+    from workbench.maturity_framework import MaturityError, load_answers, load_framework
+
+    path = _db(db)
+    if not save and not path.exists():
+        _fail(f"{path} does not exist yet; run `workbench demo --no-serve` or `workbench ingest PATH`.")
+    try:
+        fw = load_framework(framework)
+        given = load_answers(answers) if answers else None
+        with open_store(path, read_only=not save) as store:
+            result = assess(store, given, fw, name=name)
+            if save:
+                save_assessment(store, result)
+    except (MaturityError, StoreError) as exc:
+        _fail(str(exc))
+    paths = result.write(out)
+    table = result.dimensions[["name", "level", "level_name", "movement", "evidence"]]
+    click.echo(table.to_string(index=False))
+    click.echo(f"{len(result.actions)} remediation item(s); top: " +
+               (result.actions[0].action if result.actions else "none"))
+    click.echo(f"scorecard written to {', '.join(str(p) for p in paths.values())}"
+               + (f"; snapshot {result.assessment_id} saved" if save else ""))
+
+
+@main.command()
+@DB_OPTION
 def info(db: Path | None) -> None:
     """What the database holds: schema version, imports, runs and steps by format."""
     from workbench.store.info import store_info

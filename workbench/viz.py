@@ -281,3 +281,32 @@ def cluster_map(runs: pd.DataFrame, title: str = "Failed runs by cluster") -> go
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return fig
+
+
+def maturity_radar(dimensions: pd.DataFrame, title: str = "Maturity by dimension") -> go.Figure:
+    """Radar of the maturity level (1-5) per dimension, with the previous snapshot's levels as a dashed second
+    polygon when there is one.
+
+    Args:
+        dimensions: `Assessment.dimensions` (name, level, level_name, previous_level).
+    """
+    if dimensions.empty:
+        return _empty(title)
+    names = [_label(n) for n in dimensions["name"]]
+    theta = [*names, names[0]]  # close the polygon
+    fig = go.Figure(layout=_layout(title, height=460, hovermode="closest", margin={"l": 60, "r": 60, "t": 80,
+                                                                                    "b": 40}))
+    previous = dimensions["previous_level"]
+    if previous.notna().any():
+        r = [*previous.fillna(0), previous.fillna(0).iloc[0]]
+        fig.add_scatterpolar(r=r, theta=theta, name="previous snapshot", mode="lines",
+                             line={"color": "#757575", "dash": "dash", "width": 2})
+    levels = list(dimensions["level"])
+    text = [f"{n}: level {lv} ({_label(ln)})" for n, lv, ln in zip(names, levels, dimensions["level_name"],
+                                                                     strict=True)]
+    fig.add_scatterpolar(r=[*levels, levels[0]], theta=theta, name="this assessment", mode="lines+markers",
+                         fill="toself", text=[*text, text[0]], hovertemplate="%{text}<extra></extra>",
+                         line={"color": "#1976d2", "width": 2}, fillcolor="rgba(25, 118, 210, 0.25)")
+    fig.update_polars(radialaxis={"range": [0, 5], "tickvals": [1, 2, 3, 4, 5], "angle": 90,
+                                  "tickangle": 90}, angularaxis={"direction": "clockwise", "rotation": 90})
+    return fig

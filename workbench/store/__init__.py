@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 DEFAULT_DB = Path("data") / "workbench.duckdb"
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 DEFAULT_MEMORY_LIMIT = "1GB"
 
 
