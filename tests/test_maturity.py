@@ -386,6 +386,11 @@ def test_cli_writes_the_scorecard_and_saves_a_snapshot(tmp_path):
     with Store(db, read_only=True) as s:
         assert len(list_assessments(s)) == 1
     assert json.loads((tmp_path / "sc" / "scorecard.json").read_text())["answers"]["dx_replay"] == "for some agents"
+    # without --answers, the next assessment starts from the saved snapshot's answers, as the app's form does
+    out = runner.invoke(main, ["maturity", "--db", str(db), "--out", str(tmp_path / "sc2"), "--no-save"])
+    assert out.exit_code == 0, out.output
+    assert "2 answer(s) from the latest 'fleet' snapshot" in out.output
+    assert re.search(r"Developer experience\s+2\s+repeatable", out.output)
     broken = tmp_path / "fw.toml"
     broken.write_text(default_framework_text().replace('metric = "runs"', 'metric = "runz"', 1))
     out = runner.invoke(main, ["maturity", "--db", str(db), "--out", str(tmp_path / "x"), "--framework", str(broken)])

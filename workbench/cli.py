@@ -293,7 +293,8 @@ def check(suite: Path, traces: tuple[str, ...], junit: Path | None, fmt: str | N
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for scorecard.md, scorecard.html and scorecard.json.")
 @click.option("--answers", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Questionnaire answers (TOML or JSON: question id = answer).")
+              help="Questionnaire answers (TOML or JSON: question id = answer); default: the answers of the "
+              "latest snapshot of this name.")
 @click.option("--framework", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Framework file (TOML) instead of the built-in one; see docs/maturity.md.")
 @click.option("--name", default="fleet", show_default=True, help="Scope of the assessment; snapshots of one "
@@ -302,7 +303,7 @@ def check(suite: Path, traces: tuple[str, ...], junit: Path | None, fmt: str | N
 def maturity(db: Path | None, out: Path, answers: Path | None, framework: Path | None, name: str,
              save: bool) -> None:
     """Assess the AgentOps maturity (8 dimensions x 5 levels) and write the scorecard."""
-    from workbench.maturity import assess, save_assessment
+    from workbench.maturity import assess, latest_answers, save_assessment
     from workbench.maturity_framework import MaturityError, load_answers, load_framework
 
     path = _db(db)
@@ -312,6 +313,10 @@ def maturity(db: Path | None, out: Path, answers: Path | None, framework: Path |
         fw = load_framework(framework)
         given = load_answers(answers) if answers else None
         with open_store(path, read_only=not save) as store:
+            if given is None:
+                given = latest_answers(store, name)
+                if given:
+                    click.echo(f"questionnaire: {len(given)} answer(s) from the latest {name!r} snapshot")
             result = assess(store, given, fw, name=name)
             if save:
                 save_assessment(store, result)

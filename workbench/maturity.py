@@ -355,6 +355,13 @@ def load_assessment(store: Store, assessment_id: str) -> Assessment:
     return Assessment.model_validate_json(row[0])
 
 
+def latest_answers(store: Store, name: str = "fleet") -> dict[str, str]:
+    """The questionnaire answers of the latest snapshot of this name ({} when there is none): the answers change
+    slowly, so each new assessment (app, CLI or notebook) starts from the last ones."""
+    saved = list_assessments(store, name)
+    return {} if saved.empty else load_assessment(store, saved["assessment_id"].iloc[0]).answers
+
+
 def _latest_before(store: Store, name: str, taken_at: datetime) -> PreviousSnapshot | None:
     if not _has_table(store):
         return None

@@ -41,10 +41,7 @@ def snapshots(name: str | None = None) -> pd.DataFrame:
 
 
 def _latest_answers(name: str) -> dict[str, str]:
-    saved = snapshots(name)
-    if saved.empty:
-        return {}
-    return maturity.load_assessment(_store(db_path()), saved["assessment_id"].iloc[0]).answers
+    return maturity.latest_answers(_store(db_path()), name)
 
 
 def questionnaire(name: str, framework: Framework | None = None) -> dict[str, str]:
