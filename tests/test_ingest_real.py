@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+
+from tests.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.real_data
 
@@ -59,3 +62,18 @@ def test_everything_loads_in_one_command(real_dir, tmp_path):
     # the summary line names every format with its seconds
     last = proc.stdout.strip().splitlines()[-1]
     assert all(f in last for f in EXPECTED), last
+
+    # The maturity scorecard of what others' real files show, through the console script, kept as an artifact.
+    out_dir = ARTIFACTS / "maturity-real"
+    proc = subprocess.run([exe, "maturity", "--db", str(db), "--out", str(out_dir), "--no-save"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    card = json.loads((out_dir / "scorecard.json").read_text())
+    assert sorted(card["scope"]["formats"]) == sorted(EXPECTED)
+    evidence = {e["name"]: e["value"] for e in card["evidence"]}
+    assert evidence["runs"] == sum(v[0] for v in EXPECTED.values())
+    # no questionnaire answers: the two questionnaire dimensions have no evidence and stay at level 1
+    levels = {d["key"]: (d["level"], d["evidence"]) for d in card["results"]}
+    assert len(levels) == 8 and all(1 <= lvl <= 5 for lvl, _ in levels.values())
+    assert levels["developer_experience"] == (1, "no evidence") and levels["organizational_enablement"] == (1, "no evidence")
+    assert card["actions"], "a store this young must get a remediation list"
