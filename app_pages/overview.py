@@ -5,6 +5,7 @@ import streamlit as st
 from workbench import analytics, ui, viz, viz_ops
 from workbench.queries import RunFilter
 from workbench.ui import ops
+from workbench.ui.pack import pack_control
 
 ui.require_data()
 st.title("Overview")
@@ -14,6 +15,8 @@ ov = ui.overview(flt)
 if ov.n_runs == 0:
     st.info("No runs match these filters.")
     st.stop()
+
+pack_control(flt)
 
 cols = st.columns(6)
 cols[0].metric("Runs", ui.fmt_int(ov.n_runs))

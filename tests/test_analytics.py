@@ -110,6 +110,13 @@ def test_service_levels_follow_the_filter(store, runs):
     assert weekly[weekly["agent"] == "(all)"]["runs"].sum() == len(coding)
 
 
+
+def test_service_levels_of_an_empty_selection_are_empty(store, runs):
+    sl = analytics.service_levels(store, RunFilter(agent="no-such-agent"))
+    assert sl.anchor is None and sl.current.empty
+    assert sl.compare()["this_week"].isna().all()
+
+
 # -- costs --------------------------------------------------------------------------------------------------
 def test_cost_by_model_agent_and_week_match_pandas(store, runs, steps):
     leaf = steps[~steps["kind"].isin(["agent", "chain"])]

@@ -16,7 +16,8 @@ LIBRARY_MODULES = ["workbench", "workbench.queries", "workbench.viz", "workbench
                    "workbench.models", "workbench.imports", "workbench.uploads", "workbench.replay",
                    "workbench.labels", "workbench.analytics", "workbench.drift", "workbench.budgets",
                    "workbench.scoring", "workbench.judge", "workbench.viz_ops", "workbench.rubric_controls",
-                   "workbench.maturity"]
+                   "workbench.maturity", "workbench.review_pack", "workbench.review_pack_findings",
+                   "workbench.review_pack_render", "workbench.review_pack_html"]
 
 
 def test_importing_the_library_does_not_load_streamlit():

@@ -14,7 +14,7 @@ from nbclient.exceptions import CellExecutionError
 from tests.conftest import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-EXPECTED = {"quickstart", "cost_breakdown", "labeling_analysis", "maturity_assessment"}
+EXPECTED = {"quickstart", "weekly_review", "cost_breakdown", "maturity_assessment", "labeling_analysis"}
 
 
 @pytest.mark.timeout(600)

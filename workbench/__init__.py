@@ -41,6 +41,7 @@ from workbench.replay import (
     loop_summary,
     nearest_success,
 )
+from workbench.review_pack import ReviewPack, weekly_pack
 from workbench.rubric_results import agreement, failing_runs, pass_rates, verdicts
 from workbench.rubrics import Rubric, RubricError, load_rubric, parse_rubric, record_human_score
 from workbench.scoring import ScoreReport, score_runs
@@ -60,7 +61,7 @@ __all__ = [
     "get_run", "import_path", "import_rejects", "import_uploads", "imports_table", "ingest_file",
     "ingest_paths", "labels", "load_replay", "load_rubric", "loop_summary", "make_run_id", "nearest_success",
     "open_store", "overview", "parse_rubric", "pass_rates", "record_human_score", "run_steps", "runs_page",
-    "score_runs", "verdicts",
+    "score_runs", "verdicts", "ReviewPack", "weekly_pack",
 ]
 __version__ = "0.1.0"
 

@@ -195,10 +195,12 @@ def service_levels(store: Store, flt: RunFilter | None = None) -> ServiceLevels:
     base, params = _runs_table(flt)
     cur = store.cursor()
     try:
-        # the anchor as a parameter: DuckDB plans the window filter far better than a CTE joined in (~1.5x)
+        # the anchor as a parameter: DuckDB plans the window filter far better than a CTE joined in (~1.5x);
+        # typed, because an empty selection gives NULL, which DuckDB cannot subtract an interval from
         anchor = cur.execute(f"SELECT max(started_at) FROM {base}", params).fetchone()[0]
-        window = (f"(SELECT *, CASE WHEN started_at > $anchor - INTERVAL 7 DAY THEN 'this_week' "
-                  f"ELSE 'last_week' END AS period FROM {base} WHERE started_at > $anchor - INTERVAL 14 DAY)")
+        window = (f"(SELECT *, CASE WHEN started_at > $anchor::TIMESTAMP - INTERVAL 7 DAY THEN 'this_week' "
+                  f"ELSE 'last_week' END AS period FROM {base} "
+                  f"WHERE started_at > $anchor::TIMESTAMP - INTERVAL 14 DAY)")
         frame = cur.execute(_levels_sql("period", "((agent, agent_version, period), (period))", window,
                                         f"agent = '{ALL}' DESC, agent NULLS LAST, agent_version NULLS LAST, "
                                         "period DESC"), {**params, "anchor": anchor}).df()

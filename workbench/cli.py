@@ -333,6 +333,39 @@ def maturity(db: Path | None, out: Path, answers: Path | None, framework: Path |
 
 @main.command()
 @DB_OPTION
+@click.option("--week", default=None, metavar="YYYY-MM-DD",
+              help="Any day of the ISO week to review (default: the week of the latest run).")
+@click.option("--out", "out", default=".", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for weekly-review-YYYY-Www.md and .html.")
+@click.option("--base-url", default=None, help="The app's address for run links (default http://127.0.0.1:8501).")
+def pack(db: Path | None, week: str | None, out: Path, base_url: str | None) -> None:
+    """Write the weekly review pack (Markdown and self-contained HTML) and print its headline figures."""
+    from datetime import date
+
+    from workbench.review_pack import weekly_pack
+    from workbench.review_pack_render import headline_lines
+
+    try:
+        day = date.fromisoformat(week) if week else None
+    except ValueError:
+        _fail(f"--week takes a date such as 2026-11-09, not {week!r}")
+    path = _db(db)
+    if not path.exists():
+        _fail(f"{path} does not exist yet; run `workbench demo --no-serve` or `workbench ingest PATH`.")
+    started = time.perf_counter()
+    try:
+        with open_store(path) as store:  # writable: the derived cost tables may need a refresh first
+            built = weekly_pack(store, day, base_url=base_url)
+    except (StoreError, ValueError) as exc:
+        _fail(str(exc))
+    md, page = built.write(out)
+    click.echo(f"{md}\n{page}")
+    click.echo(f"built in {time.perf_counter() - started:.1f} s")
+    click.echo("\n".join(headline_lines(built)))
+
+
+@main.command()
+@DB_OPTION
 def info(db: Path | None) -> None:
     """What the database holds: schema version, imports, runs and steps by format."""
     from workbench.store.info import store_info
