@@ -9,9 +9,10 @@ from urllib.parse import quote
 
 import streamlit as st
 
-from workbench import ui, viz
+import workbench_ui as ui
+from workbench import viz
 from workbench.clustering import METHODS
-from workbench.ui import clusters as uc
+from workbench_ui import clusters as uc
 
 BOUND = {"bind": "query-params"}
 NEW = "new"

@@ -6,9 +6,9 @@ if asked), and one aligned pair in full with argument and result diffs.
 
 import streamlit as st
 
-from workbench import ui
-from workbench.ui import compare as uc
-from workbench.ui import replay as ur
+import workbench_ui as ui
+from workbench_ui import compare as uc
+from workbench_ui import replay as ur
 
 ui.require_data()
 st.title("Compare")

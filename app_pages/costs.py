@@ -3,8 +3,9 @@ money spent on failures, loops and retries, the most expensive runs, and runs ou
 
 import streamlit as st
 
-from workbench import analytics, ui, viz_ops
-from workbench.ui import ops
+import workbench_ui as ui
+from workbench import analytics, viz_ops
+from workbench_ui import ops
 
 ui.require_data()
 st.title("Costs")

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from workbench import imports, ui
+import workbench_ui as ui
+from workbench import imports
 from workbench.loaders import registry
 from workbench.uploads import UploadLimits
 

@@ -6,9 +6,10 @@ Codes, notes, names and run ids are shown as text (st.text / st.code / st.datafr
 
 import streamlit as st
 
-from workbench import ui, viz
-from workbench.ui import labels_admin as la
-from workbench.ui import review as rv
+import workbench_ui as ui
+from workbench import viz
+from workbench_ui import labels_admin as la
+from workbench_ui import review as rv
 
 ui.require_data()
 st.title("Labels")

@@ -3,9 +3,10 @@ questionnaire, the remediation plan, snapshots and downloads. Agent names in the
 
 import streamlit as st
 
-from workbench import ui, viz
+import workbench_ui as ui
+from workbench import viz
 from workbench.maturity_report import PRIORITY_RULE
-from workbench.ui import maturity as um
+from workbench_ui import maturity as um
 
 ui.require_data()
 st.title("Maturity")

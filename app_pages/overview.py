@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from workbench import analytics, ui, viz, viz_ops
+import workbench_ui as ui
+from workbench import analytics, viz, viz_ops
 from workbench.queries import RunFilter
-from workbench.ui import ops
-from workbench.ui.pack import pack_control
+from workbench_ui import ops
+from workbench_ui.pack import pack_control
 
 ui.require_data()
 st.title("Overview")

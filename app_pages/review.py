@@ -6,9 +6,9 @@ through the run as on Replay. Trace text is shown with st.text / st.code / st.da
 
 import streamlit as st
 
-from workbench import ui
-from workbench.ui import replay as ur
-from workbench.ui import review as rv
+import workbench_ui as ui
+from workbench_ui import replay as ur
+from workbench_ui import review as rv
 
 ui.require_data()
 st.title("Review")

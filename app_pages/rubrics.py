@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from workbench import ui, viz_ops
-from workbench.ui import ops
+import workbench_ui as ui
+from workbench import viz_ops
+from workbench_ui import ops
 
 ui.require_data()
 st.title("Rubrics")

@@ -2,13 +2,14 @@
 
 Header (who, how it ended, cost, labels, loop findings), the step list with nesting, the selected step in full,
 prev/next and jumps with keyboard shortcuts, a waterfall and a context/cost chart. Trace text is shown with
-st.text / st.code / st.dataframe only (see workbench/ui/replay.py).
+st.text / st.code / st.dataframe only (see workbench_ui/replay.py).
 """
 
 import streamlit as st
 
-from workbench import ui, viz
-from workbench.ui import replay as ur
+import workbench_ui as ui
+from workbench import viz
+from workbench_ui import replay as ur
 
 ui.require_data()
 st.title("Replay")

@@ -4,7 +4,8 @@ from urllib.parse import quote
 
 import streamlit as st
 
-from workbench import queries, ui
+import workbench_ui as ui
+from workbench import queries
 
 SORT_LABELS = {
     "started_at": "Started", "duration_ms": "Duration", "cost_usd": "Cost", "tokens": "Tokens",

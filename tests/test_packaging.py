@@ -24,6 +24,8 @@ def test_wheel_contains_app_pages_and_schema(tmp_path):
                    "workbench/_app/app_pages/run.py", "workbench/store/schema.sql",
                    "workbench/store/migrations/001_initial.sql", "workbench/_app/.streamlit/config.toml",
                    "workbench/_app/app_pages/rubrics.py", "workbench/_app/app_pages/costs.py",
-                   "workbench/_app/rubrics/demo.toml", "workbench/store/migrations/005_rubrics_scores.sql"):
+                   "workbench/_app/rubrics/demo.toml", "workbench/store/migrations/005_rubrics_scores.sql",
+                   "workbench/store/migrations/007_assessments.sql", "workbench/data/maturity.toml",
+                   "workbench/_app/app_pages/maturity.py", "workbench_ui/__init__.py", "workbench_ui/pack.py"):
         assert needed in names, needed
     assert not any(n.startswith("tests/") for n in names)

@@ -8,9 +8,9 @@ import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import workbench_ui as wb_ui
 from tests import browser_util as bu
 from workbench import queries
-from workbench import ui as wb_ui
 from workbench.store import Store, shared_store
 
 APP = str(bu.ROOT / "app.py")

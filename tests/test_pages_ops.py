@@ -9,10 +9,10 @@ import shutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import workbench_ui as wb_ui
 from tests import browser_util as bu
 from tests.test_pages import APP, MARKERS, TEXT_ONLY, assert_trace_text_is_inert, metrics, no_errors, walk
 from workbench import analytics
-from workbench import ui as wb_ui
 from workbench.rubric_results import failing_runs
 from workbench.rubrics import load_rubric
 from workbench.store import shared_store

@@ -15,7 +15,7 @@ import streamlit as st
 
 from workbench import queries, replay
 from workbench.replay import Replay
-from workbench.ui import _store, clip, data_version, db_path, fmt_cost, fmt_duration, fmt_int, text_block
+from workbench_ui import _store, clip, data_version, db_path, fmt_cost, fmt_duration, fmt_int, text_block
 
 _STEP, _RUN, _GEN = "replay.step", "replay.run", "replay.gen"
 MESSAGES_SHOWN = 8

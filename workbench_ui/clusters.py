@@ -15,7 +15,7 @@ import streamlit as st
 from workbench import clustering_results as cr
 from workbench import labels
 from workbench.queries import RunFilter
-from workbench.ui import _store, data_version, db_path, get_store
+from workbench_ui import _store, data_version, db_path, get_store
 
 
 @st.cache_data(max_entries=16, show_spinner="Clustering the failed runs ...")

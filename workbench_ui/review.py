@@ -19,9 +19,9 @@ from workbench import labels
 from workbench.loaders.base import IMPORTED_REVIEWER
 from workbench.queries import RunFilter
 from workbench.taxonomy import RESERVED_KEYS, Taxonomy
-from workbench.ui import _store, data_version, db_path, get_store, query_param, set_query_param
-from workbench.ui.replay import _RUN as _REPLAY_RUN
-from workbench.ui.replay import _STEP as _REPLAY_STEP
+from workbench_ui import _store, data_version, db_path, get_store, query_param, set_query_param
+from workbench_ui.replay import _RUN as _REPLAY_RUN
+from workbench_ui.replay import _STEP as _REPLAY_STEP
 
 REVIEWER = "review.reviewer"
 """Session key of the reviewer's name: asked once per browser session, kept across pages."""

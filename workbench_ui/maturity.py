@@ -14,7 +14,7 @@ import streamlit as st
 
 from workbench import maturity
 from workbench.maturity_framework import Framework, default_framework
-from workbench.ui import _store, data_version, db_path, get_store
+from workbench_ui import _store, data_version, db_path, get_store
 
 NOT_ANSWERED = "(not answered)"
 _KEY = "maturity.q."

@@ -15,7 +15,7 @@ import streamlit as st
 from workbench import replay
 from workbench.replay import Comparison
 from workbench.replay.compare import SAME
-from workbench.ui import _store, data_version, db_path, fmt_cost, fmt_duration, fmt_int, text_block
+from workbench_ui import _store, data_version, db_path, fmt_cost, fmt_duration, fmt_int, text_block
 
 _PAIR = "compare.pair"
 

@@ -1,6 +1,6 @@
 """Streamlit glue for the Rubrics and Costs pages and the Overview's service levels: cached wrappers around
 `workbench.analytics`, `workbench.drift`, `workbench.budgets` and the rubric modules, keyed by the database
-path and the data version like those in `workbench.ui`.
+path and the data version like those in `workbench_ui`.
 
 Rubrics cross the cache boundary as their JSON text (pydantic models with dict fields are not hashable)."""
 
@@ -23,7 +23,7 @@ from workbench.rubrics import (
     rubric_versions,
     stored_rubric,
 )
-from workbench.ui import _store, data_version, db_path
+from workbench_ui import _store, data_version, db_path
 
 # the example rubrics: data/rubrics in a clone, workbench/_app/rubrics in an installed wheel
 _EXAMPLE_RUBRICS = (Path(__file__).resolve().parents[2] / "data" / "rubrics",

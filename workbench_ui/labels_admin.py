@@ -15,7 +15,7 @@ import streamlit as st
 from workbench import labels
 from workbench.queries import RunFilter
 from workbench.taxonomy import Taxonomy
-from workbench.ui import _store, count_runs, data_version, db_path, get_store
+from workbench_ui import _store, count_runs, data_version, db_path, get_store
 
 _BATCH, _MSG = "labels.batch", "labels.message"
 _SETTLE_GEN = "labels.settle_gen"

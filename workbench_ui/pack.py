@@ -17,8 +17,8 @@ from workbench import analytics
 from workbench.queries import RunFilter
 from workbench.review_pack import DEFAULT_BASE_URL, weekly_pack
 from workbench.review_pack_render import headline_lines
-from workbench.ui import _store, data_version, db_path
-from workbench.ui.ops import service_trend
+from workbench_ui import _store, data_version, db_path
+from workbench_ui.ops import service_trend
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
