@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+import workbench
 from workbench import analytics, budgets, drift, rubric_results, scoring
 from workbench.queries import RunFilter
 from workbench.rubrics import (
@@ -26,8 +27,8 @@ from workbench.rubrics import (
 from workbench_ui import _store, data_version, db_path
 
 # the example rubrics: data/rubrics in a clone, workbench/_app/rubrics in an installed wheel
-_EXAMPLE_RUBRICS = (Path(__file__).resolve().parents[2] / "data" / "rubrics",
-                    Path(__file__).resolve().parents[1] / "_app" / "rubrics")
+_PACKAGE = Path(workbench.__file__).resolve().parent
+_EXAMPLE_RUBRICS = (_PACKAGE.parent / "data" / "rubrics", _PACKAGE / "_app" / "rubrics")
 
 
 # -- rubrics ------------------------------------------------------------------------------------------------
