@@ -166,7 +166,7 @@ def test_observability_level_moves_when_a_share_crosses_its_threshold(store):
         cur.execute("UPDATE steps SET input_tokens = 50 WHERE step_id = 'llm-r2'")
     after = assess(store)
     assert level(after, "observability") == 2
-    assert "LLM steps with model and tokens 30.0% (≥ 25.0%)" in after.results[1].reason
+    assert "LLM steps with model and tokens: 30.0% (≥ 25.0%)" in after.results[1].reason
 
 
 def test_platform_level_moves_when_rejected_imports_fall_under_the_limit(store):

@@ -205,7 +205,7 @@ def _criterion(fw: Framework, dim: Dimension, level: int, c: Criterion, evidence
 def _met(criteria: Iterable[CriterionResult]) -> str:
     """The met criteria in words, each evidence once, with the strictest threshold it met."""
     strictest = {c.evidence: c for c in criteria}  # criteria come in level order: the last one is the highest
-    return "; ".join(f"{c.label} {c.current} ({c.target})" for c in strictest.values())
+    return "; ".join(f"{c.label}: {c.current} ({c.target})" for c in strictest.values())
 
 
 def _dimension(fw: Framework, dim: Dimension, evidence: dict, answers: dict[str, str]) -> DimensionResult:
@@ -224,7 +224,8 @@ def _dimension(fw: Framework, dim: Dimension, evidence: dict, answers: dict[str,
     else:
         evidence_kind = "answered" if all(c.kind == "question" for c in criteria) else "measured"
         if level > 1:
-            reason = f"Level {level} ({name}): met {_met(c for c in criteria if c.level <= level)}."
+            reason = f"Level {level} ({name}), every criterion up to it met: " \
+                f"{_met(c for c in criteria if c.level <= level)}."
         else:
             partial = [c for c in criteria if c.level == 2 and c.status == "met"]
             reason = f"Level 1 ({name}): level 2 needs all of its criteria" + (
