@@ -180,6 +180,8 @@ def test_two_reviewers_label_the_same_runs_at_the_same_time(fleet, browser, tmp_
                 assert page.locator(EXCEPTION).count() == 0 and page.dialogs == []  # type: ignore[attr-defined]
             # the Labels page shows their agreement on the codes both used
             rita.locator('[data-testid="stSidebarNav"] a', has_text="Labels").click()  # same session: no name
+            rita.wait_for_url("**/labels", timeout=bu.WAIT_MS)  # the Review page also says "reviewing as rita"
+            expect(rita.get_by_role("heading", name="Labels").first).to_be_visible(timeout=bu.WAIT_MS)
             expect(rita.get_by_text("reviewing as rita", exact=True)).to_be_visible(timeout=bu.WAIT_MS)
             settle(rita)
             expect(rita.locator('[data-testid="stDataFrame"]').first).to_be_visible()
