@@ -359,8 +359,9 @@ def load_assessment(store: Store, assessment_id: str) -> Assessment:
 def latest_answers(store: Store, name: str = "fleet") -> dict[str, str]:
     """The questionnaire answers of the latest snapshot of this name ({} when there is none): the answers change
     slowly, so each new assessment (app, CLI or notebook) starts from the last ones."""
-    saved = list_assessments(store, name)
-    return {} if saved.empty else load_assessment(store, saved["assessment_id"].iloc[0]).answers
+    row = store.sql("SELECT answers FROM assessments WHERE name = $name ORDER BY taken_at DESC, assessment_id "
+                    "LIMIT 1", {"name": name}).fetchone() if _has_table(store) else None
+    return json.loads(row[0]) if row else {}
 
 
 def _latest_before(store: Store, name: str, taken_at: datetime) -> PreviousSnapshot | None:

@@ -40,15 +40,16 @@ def snapshots(name: str | None = None) -> pd.DataFrame:
     return _snapshots(db_path(), name, data_version())
 
 
-def _latest_answers(name: str) -> dict[str, str]:
-    return maturity.latest_answers(_store(db_path()), name)
+@st.cache_data(max_entries=8, show_spinner=False)
+def _latest_answers(db: str, name: str, version: int) -> dict[str, str]:
+    return maturity.latest_answers(_store(db), name)
 
 
 def questionnaire(name: str, framework: Framework | None = None) -> dict[str, str]:
     """The questionnaire as a form, started from the latest snapshot's answers; returns the submitted answers
     (unanswered questions left out)."""
     fw = framework or default_framework()
-    start = _latest_answers(name)
+    start = _latest_answers(db_path(), name, data_version())
     with st.form("maturity_questionnaire"):
         for dim in (d for d in fw.dimensions if d.questions):
             st.subheader(dim.name)
