@@ -8,6 +8,7 @@ or one that fails, is reported by name and the others still load.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import time
@@ -192,9 +193,7 @@ def _record_import(cur, import_id: str, path: Path, fmt: str, digest: str, start
 def _record_failure(store: Store, import_id: str, path: Path, fmt: str, digest: str, started: datetime,
                     message: str) -> None:
     """Remember a failed import (its data was rolled back) so the Import page can show it."""
-    try:
-        with store.transaction() as cur:
-            _record_import(cur, import_id, path, fmt, digest, started, 0, 0, [], "failed")
-            cur.execute("UPDATE imports SET message = $m WHERE import_id = $id", {"m": message, "id": import_id})
-    except duckdb.Error:
-        pass  # the store itself is unusable; the caller already reports the original error
+    # When even this fails the store itself is unusable, and the caller already reports the original error.
+    with contextlib.suppress(duckdb.Error), store.transaction() as cur:
+        _record_import(cur, import_id, path, fmt, digest, started, 0, 0, [], "failed")
+        cur.execute("UPDATE imports SET message = $m WHERE import_id = $id", {"m": message, "id": import_id})
